@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    virtualenv + install + index of seeds/ (when missing or stale) + the app
+#   make test   virtualenv + install + browser for UI tests + the test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+INDEX  ?= index
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+# No model hub is reachable: every model comes from an installed package.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export OMP_WAIT_POLICY := PASSIVE
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: run test install index bench clean
+
+run: $(STAMP) $(INDEX)/manifest.json
+	$(BIN)/python app.py --index $(INDEX)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: it resolves to the local CPU wheel instead of a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Rebuilt only when a seed article changed (re-adding unchanged articles is a no-op).
+$(INDEX)/manifest.json: $(STAMP) $(wildcard seeds/*)
+	$(BIN)/rag index add seeds --index $(INDEX)
+
+index: $(INDEX)/manifest.json
+
+clean:
+	rm -rf $(VENV) $(INDEX) .pytest_cache

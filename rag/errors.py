@@ -1,0 +1,55 @@
+"""The library's exceptions.
+
+The library raises these; the edges (CLI exit codes, ``gr.Error`` in the UI) turn
+them into messages. Every message is written for the person who will read it:
+it names the bad value and, where there is one, the command that fixes it.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class ConfigError(RagError, ValueError):
+    """A setting has a value the library cannot use."""
+
+
+class InputError(RagError, ValueError):
+    """Input the user gave (a file, a record, a question) cannot be used.
+
+    Attributes:
+        path: the file the input came from, when there is one.
+        line: the 1-based line (JSONL) or record number (JSON), when known.
+        reason: what is wrong, without the location.
+    """
+
+    def __init__(self, reason: str, path: str | None = None, line: int | None = None):
+        self.reason = reason
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{reason}")
+
+
+class IndexNotFoundError(RagError):
+    """No index exists at the given folder."""
+
+
+class IndexMismatchError(RagError):
+    """The index on disk was built with other settings than the ones asked for."""
+
+
+class IndexCorruptError(RagError):
+    """The index on disk cannot be read."""
+
+
+class IndexLockedError(RagError):
+    """Another process is writing to the index."""
+
+
+class EmbedderError(RagError):
+    """The embedding model cannot be loaded, built or run."""

@@ -1,0 +1,430 @@
+"""An index folder: manifest, article/chunk store and FAISS vectors, kept consistent.
+
+Layout of ``index/``::
+
+    manifest.json            how it was built (format, embedder, chunking, FAISS), counts, checksum
+    store.sqlite             articles, chunk offsets and vectors (the source of truth)
+    vectors-<gen>.faiss      the FAISS index for store generation <gen>
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import Config
+from rag.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from rag.fsutil import atomic_write_json, write_lock
+from rag.store import DB_NAME, Store
+from rag.types import AddReport, Article, RecordProblem
+from rag.vectors import VectorIndex, latest_vectors_file, vectors_filename
+
+log = logging.getLogger(__name__)
+
+FORMAT = "rag-news-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+#: Called during ingestion with (articles seen, chunks embedded, last article title).
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """The settings an index is built with; a mismatch means results would be wrong."""
+
+    embedder: str
+    chunk_size: int
+    chunk_overlap: int
+    faiss_index: str
+    hnsw_m: int
+
+    @classmethod
+    def from_config(cls, c: Config) -> "BuildSettings":
+        return cls(c.embedder, c.chunk_size, c.chunk_overlap, c.faiss_index, c.hnsw_m)
+
+    def describe(self) -> str:
+        return (f"embedder {self.embedder}, chunks of {self.chunk_size} tokens with {self.chunk_overlap} overlap, "
+                f"FAISS {self.faiss_index}")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Index:
+    """A persisted index of news articles. Open with :meth:`open` or :meth:`create`.
+
+    One process writes at a time (a lock file guards it); any number may read.
+    """
+
+    def __init__(self, path: Path, config: Config, store: Store, vectors: VectorIndex, manifest: dict):
+        self.path = path
+        self.config = config
+        self.store = store
+        self.vectors = vectors
+        self.manifest = manifest
+        self._embedder = None
+        self._chunker = None
+        self._lock = threading.RLock()
+
+    # -- opening ----------------------------------------------------------
+    @classmethod
+    def exists(cls, path: str | Path) -> bool:
+        return (Path(path) / MANIFEST).is_file() and (Path(path) / DB_NAME).is_file()
+
+    @classmethod
+    def create(cls, path: str | Path, config: Config | None = None) -> "Index":
+        """Create an empty index at ``path`` (which must not hold one already)."""
+        path = Path(path)
+        config = (config or Config()).with_(index_dir=path)
+        if cls.exists(path):
+            raise IndexMismatchError(f"an index already exists at {path}; open it, or remove the folder first")
+        path.mkdir(parents=True, exist_ok=True)
+        with write_lock(path):
+            settings = BuildSettings.from_config(config)
+            embedder = _make_embedder(config)
+            store = Store(path / DB_NAME)
+            store.set_meta("settings", settings.__dict__)
+            vectors = VectorIndex.empty(_dim_of(embedder), config.faiss_index, hnsw_m=config.hnsw_m,
+                                        ef_search=config.hnsw_ef_search)
+            index = cls(path, config, store, vectors, {})
+            index._embedder = embedder
+            index.manifest = index._manifest()
+            index._persist()
+        log.info("created index at %s (%s)", path, settings.describe())
+        return index
+
+    @classmethod
+    def open(cls, path: str | Path, config: Config | None = None) -> "Index":
+        """Open the index at ``path``.
+
+        Args:
+            config: when given, its build settings must match the index's (else
+                :class:`IndexMismatchError` says what to run); when None the index's
+                own settings are used.
+        Raises:
+            IndexNotFoundError, IndexMismatchError, IndexCorruptError.
+        """
+        path = Path(path)
+        if not cls.exists(path):
+            raise IndexNotFoundError(
+                f"no index at {path}: build one with `rag index add ARTICLES... --index {path}`"
+            )
+        import json
+
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"cannot read {path / MANIFEST}: {exc}") from exc
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"{path} holds an index in format {manifest.get('format')!r} v{manifest.get('format_version')}, "
+                f"this version reads {FORMAT!r} v{FORMAT_VERSION}: run `rag index rebuild --index {path}`"
+            )
+        store = Store(path / DB_NAME)
+        built = BuildSettings(**store.get_meta("settings"))
+        base = config or Config(index_dir=path)
+        if config is not None:
+            wanted = BuildSettings.from_config(config)
+            if wanted != built:
+                raise IndexMismatchError(
+                    f"the index at {path} was built with {built.describe()}, but {wanted.describe()} was asked for. "
+                    f"Run `rag index rebuild --index {path} --embedder {wanted.embedder} --chunk-size {wanted.chunk_size} "
+                    f"--chunk-overlap {wanted.chunk_overlap} --faiss {wanted.faiss_index}` to rebuild it with the new "
+                    "settings, or leave them out to use the index as it was built."
+                )
+        config = base.with_(index_dir=path, embedder=built.embedder, chunk_size=built.chunk_size,
+                            chunk_overlap=built.chunk_overlap, faiss_index=built.faiss_index, hnsw_m=built.hnsw_m)
+        emb = manifest.get("embedder", {})
+        vectors = cls._load_vectors(path, store, config, int(emb.get("dim", 0)))
+        return cls(path, config, store, vectors, manifest)
+
+    @classmethod
+    def open_or_create(cls, path: str | Path, config: Config | None = None) -> "Index":
+        return cls.open(path, config) if cls.exists(path) else cls.create(path, config)
+
+    @staticmethod
+    def _load_vectors(path: Path, store: Store, config: Config, dim: int) -> VectorIndex:
+        gen = store.generation
+        found = latest_vectors_file(path)
+        if found and found[0] == gen:
+            return VectorIndex.load(found[1], ef_search=config.hnsw_ef_search)
+        # The store committed after the last FAISS save (a crash in between, or
+        # the file was lost): rebuild from stored vectors rather than serve stale ids.
+        log.warning("FAISS file for generation %s not found (have %s); rebuilding it from the stored vectors",
+                    gen, found[0] if found else None)
+        vectors = VectorIndex.empty(dim, config.faiss_index, hnsw_m=config.hnsw_m, ef_search=config.hnsw_ef_search)
+        ids, vecs = store.all_vectors(dim)
+        vectors.add(ids, vecs)
+        try:
+            with write_lock(path):
+                vectors.save(path / vectors_filename(gen))
+                _drop_old_vector_files(path, gen)
+        except OSError as exc:
+            log.warning("could not save the rebuilt FAISS index: %s", exc)
+        return vectors
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- components -------------------------------------------------------
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            self._embedder = _make_embedder(self.config)
+        return self._embedder
+
+    @property
+    def chunker(self):
+        if self._chunker is None:
+            from rag.chunking import Chunker
+
+            emb = self.embedder
+            size = self.config.chunk_size
+            emb.warm_up()
+            if size > emb.max_tokens:
+                raise IndexMismatchError(
+                    f"chunk size {size} is longer than the {emb.max_tokens} tokens {self.config.embedder} reads; "
+                    f"use --chunk-size {emb.max_tokens} or less"
+                )
+            self._chunker = Chunker(emb.count_tokens, size=size, overlap=self.config.chunk_overlap)
+        return self._chunker
+
+    # -- writing ----------------------------------------------------------
+    def add(self, sources: Iterable[str | Path | Article], *, progress: Progress | None = None) -> AddReport:
+        """Read articles from files, folders or :class:`Article` values and index them.
+
+        An article already indexed with the same content is skipped (so re-running
+        an interrupted ingest continues where it stopped); one whose content changed
+        replaces its old chunks. Bad files and records are reported in the returned
+        :class:`AddReport` and skipped; nothing of theirs is written.
+        """
+        from rag.articles import read_articles
+
+        report = AddReport()
+        t0 = time.perf_counter()
+        seen = embedded = 0
+        items = [sources] if isinstance(sources, (str, Path, Article)) else list(sources)
+        paths = [s for s in items if not isinstance(s, Article)]
+        given = [s for s in items if isinstance(s, Article)]
+
+        def stream():
+            yield from given
+            if paths:
+                yield from read_articles(paths)
+
+        with self._lock, write_lock(self.path):
+            batch: dict[str, Article] = {}
+            try:
+                for item in stream():
+                    if isinstance(item, RecordProblem):
+                        report.problems.append(item)
+                        log.warning("skipped %s", item)
+                        continue
+                    seen += 1
+                    batch[item.id] = item
+                    if len(batch) >= self.config.commit_every:
+                        embedded += self._commit(list(batch.values()), report)
+                        batch = {}
+                        if progress:
+                            progress(seen, embedded, item.title)
+                if batch:
+                    embedded += self._commit(list(batch.values()), report)
+                    if progress:
+                        progress(seen, embedded, "")
+            finally:
+                # Also on Ctrl-C: what was committed is saved, the rest is re-done next run.
+                self._persist()
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _commit(self, articles: Sequence[Article], report: AddReport) -> int:
+        known = self.store.checksums([a.id for a in articles])
+        todo = []
+        for a in articles:
+            if known.get(a.id) == a.checksum:
+                report.unchanged.append(a.id)
+            else:
+                todo.append(a)
+        if not todo:
+            return 0
+        from rag.chunking import embedding_text
+
+        chunk_lists = self.chunker.chunk_many(todo)
+        items = []
+        texts = [embedding_text(a.title, c.text) for a, cl in zip(todo, chunk_lists) for c in cl]
+        vecs = self.embedder.embed_passages(texts) if texts else np.zeros((0, self.vectors_dim), np.float32)
+        i = 0
+        for a, cl in zip(todo, chunk_lists):
+            items.append((a, cl, vecs[i : i + len(cl)]))
+            i += len(cl)
+        removed, added = self.store.write(items, _now())
+        self._apply(removed, np.asarray(added, dtype=np.int64), vecs)
+        for a in todo:
+            (report.updated if a.id in known else report.added).append(a.id)
+        report.chunks_added += len(added)
+        return len(added)
+
+    @property
+    def vectors_dim(self) -> int:
+        return int(self.vectors.faiss_index.d)
+
+    def _apply(self, removed: Sequence[int], added_ids: np.ndarray, added_vecs: np.ndarray) -> None:
+        """Mirror a store commit in the in-memory FAISS index."""
+        if removed:
+            if self.vectors.supports_remove:
+                self.vectors.remove(removed)
+            else:
+                # HNSW cannot delete: rebuild its graph from the stored vectors.
+                self._rebuild_vectors()
+                return
+        self.vectors.add(added_ids, added_vecs)
+
+    def _rebuild_vectors(self) -> None:
+        c = self.config
+        vectors = VectorIndex.empty(self.vectors_dim, c.faiss_index, hnsw_m=c.hnsw_m, ef_search=c.hnsw_ef_search)
+        ids, vecs = self.store.all_vectors(self.vectors_dim)
+        vectors.add(ids, vecs)
+        self.vectors = vectors
+
+    def remove(self, article_id: str) -> bool:
+        """Remove one article and its chunks. Returns False when there is no such article."""
+        with self._lock, write_lock(self.path):
+            ids = self.store.remove(article_id)
+            if ids is None:
+                return False
+            self._apply(ids, np.zeros(0, np.int64), np.zeros((0, self.vectors_dim), np.float32))
+            self._persist()
+        return True
+
+    def _persist(self) -> None:
+        gen = self.store.generation
+        target = self.path / vectors_filename(gen)
+        if not target.exists():
+            self.vectors.save(target)
+        self.manifest = self._manifest()
+        atomic_write_json(self.path / MANIFEST, self.manifest)
+        _drop_old_vector_files(self.path, gen)
+
+    def _manifest(self) -> dict:
+        settings = BuildSettings(**self.store.get_meta("settings"))
+        n_articles, n_chunks = self.store.counts()
+        emb = self.manifest.get("embedder") if self.manifest else None
+        if self._embedder is not None:
+            emb = {"name": settings.embedder, **self._embedder.info()}
+        from rag.chunking import Chunker
+
+        splitter = Chunker(lambda ts: [len(t.split()) for t in ts], size=settings.chunk_size,
+                           overlap=settings.chunk_overlap).settings.get("splitter")
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": (self.manifest or {}).get("created") or _now(),
+            "updated": _now(),
+            "embedder": emb or {"name": settings.embedder, "dim": self.vectors_dim},
+            "chunking": {"size": settings.chunk_size, "overlap": settings.chunk_overlap, "unit": "model tokens",
+                         "splitter": splitter, "title_prefix": True},
+            "faiss": {"kind": settings.faiss_index, "metric": "inner_product", "hnsw_m": settings.hnsw_m,
+                      "file": vectors_filename(self.store.generation)},
+            "counts": {"articles": n_articles, "chunks": n_chunks},
+            "checksum": self.store.corpus_checksum(),
+            "generation": self.store.generation,
+        }
+
+    # -- reading ----------------------------------------------------------
+    def stats(self) -> dict:
+        n_articles, n_chunks = self.store.counts()
+        size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        return {
+            "path": str(self.path),
+            "articles": n_articles,
+            "chunks": n_chunks,
+            "vectors": len(self.vectors),
+            "embedder": self.manifest.get("embedder", {}),
+            "chunking": self.manifest.get("chunking", {}),
+            "faiss": self.manifest.get("faiss", {}),
+            "size_bytes": size,
+            "updated": self.manifest.get("updated"),
+            "checksum": self.manifest.get("checksum"),
+        }
+
+    def get_article(self, article_id: str) -> Article | None:
+        return self.store.get_article(article_id)
+
+    def articles(self) -> list[dict]:
+        return self.store.list_articles()
+
+    def retriever(self):
+        from rag.retriever import Retriever
+
+        return Retriever(self)
+
+    # -- rebuilding -------------------------------------------------------
+    @classmethod
+    def rebuild(cls, path: str | Path, config: Config, *, progress: Progress | None = None) -> "Index":
+        """Rebuild the index at ``path`` with ``config``'s settings.
+
+        Only the FAISS structure changes: rebuilt from stored vectors. The embedder
+        or chunking changes: every stored article is re-chunked and re-embedded into
+        a new folder, which then replaces the old one.
+        """
+        path = Path(path)
+        old = cls.open(path)
+        wanted = BuildSettings.from_config(config)
+        built = BuildSettings(**old.store.get_meta("settings"))
+        if (wanted.embedder, wanted.chunk_size, wanted.chunk_overlap) == (built.embedder, built.chunk_size, built.chunk_overlap):
+            with write_lock(path):
+                old.store.set_meta("settings", wanted.__dict__)
+                old.config = old.config.with_(faiss_index=config.faiss_index, hnsw_m=config.hnsw_m,
+                                              hnsw_ef_search=config.hnsw_ef_search)
+                old._rebuild_vectors()
+                for p in path.glob("vectors-*.faiss"):
+                    p.unlink()
+                old._persist()
+            return old
+        tmp = path.with_name(path.name + ".rebuild")
+        shutil.rmtree(tmp, ignore_errors=True)
+        new = cls.create(tmp, config)
+        new.add(list(old.store.iter_articles()), progress=progress)
+        old.close()
+        new.close()
+        backup = path.with_name(path.name + ".old")
+        shutil.rmtree(backup, ignore_errors=True)
+        path.rename(backup)
+        tmp.rename(path)
+        shutil.rmtree(backup, ignore_errors=True)
+        return cls.open(path, config)
+
+
+def _drop_old_vector_files(path: Path, keep_generation: int) -> None:
+    keep = vectors_filename(keep_generation)
+    for p in path.glob("vectors-*.faiss"):
+        if p.name != keep:
+            p.unlink(missing_ok=True)
+
+
+def _make_embedder(config: Config):
+    from rag.embedding import get_embedder
+
+    return get_embedder(config.embedder, cache_dir=config.cache_dir, batch_size=config.batch_size, threads=config.threads)
+
+
+def _dim_of(embedder) -> int:
+    if not embedder.dim:
+        embedder.warm_up()
+    return int(embedder.dim)

@@ -1,0 +1,321 @@
+"""The article and chunk store: SQLite, the index's source of truth.
+
+It keeps every article's text, its chunks' offsets and their vectors. The FAISS
+file is derived from it and stamped with the store's generation, so after a crash
+between the two writes the FAISS index is rebuilt from the stored vectors (no
+re-embedding) instead of being silently out of step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import IndexCorruptError
+from rag.types import Article, Chunk
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "store.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    date TEXT,
+    date_key TEXT,
+    source TEXT,
+    url TEXT,
+    heading TEXT,
+    origin TEXT,
+    checksum TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_date ON articles(date_key);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+-- AUTOINCREMENT: chunk ids are FAISS ids and must never be reused after a removal.
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+"""
+
+
+def date_key(value: str | None) -> str | None:
+    """An ISO ``YYYY-MM-DD`` for filtering, from the common ways news dates are written."""
+    if not value:
+        return None
+    v = value.strip()
+    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})", v)
+    if m:
+        return "-".join(m.groups())
+    m = re.match(r"^(\d{1,2})/(\d{1,2})/(\d{4})", v)
+    if m:
+        d, mo, y = m.groups()
+        return f"{y}-{int(mo):02d}-{int(d):02d}"
+    for fmt in ("%Y%m%d", "%d %B %Y", "%B %d, %Y", "%a, %d %b %Y %H:%M:%S %z"):
+        try:
+            return datetime.strptime(v, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to a date range (inclusive, ISO dates) and/or sources."""
+
+    date_from: str | None = None
+    date_to: str | None = None
+    sources: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("date_from", "date_to"):
+            v = getattr(self, name)
+            if v is not None:
+                try:
+                    date.fromisoformat(v)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name} must be an ISO date like 2025-08-09, got {v!r}") from None
+        if isinstance(self.sources, str):
+            object.__setattr__(self, "sources", (self.sources,))
+
+    @classmethod
+    def coerce(cls, value: "Filters | dict | None") -> "Filters | None":
+        if value is None or isinstance(value, Filters):
+            return value
+        if isinstance(value, dict):
+            allowed = {"date_from", "date_to", "sources", "source"}
+            unknown = set(value) - allowed
+            if unknown:
+                raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))} (use {', '.join(sorted(allowed))})")
+            sources = value.get("sources", value.get("source"))
+            if isinstance(sources, str):
+                sources = (sources,)
+            return cls(value.get("date_from"), value.get("date_to"), tuple(sources) if sources else None)
+        raise TypeError(f"filters must be a Filters or a dict, got {type(value).__name__}")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.date_from or self.date_to or self.sources)
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: int
+    article_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+    title: str
+    date: str | None
+    source: str | None
+    url: str | None
+
+
+class Store:
+    """SQLite store of articles, chunks and vectors; one connection shared under a lock."""
+
+    def __init__(self, path: Path, *, read_only: bool = False):
+        self.path = Path(path)
+        uri = f"file:{self.path}?mode={'ro' if read_only else 'rwc'}"
+        try:
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA foreign_keys = ON")
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = FULL")
+                self._db.executescript(_SCHEMA)
+            self._db.execute("SELECT count(*) FROM meta").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"cannot read the article store {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- meta -------------------------------------------------------------
+    def get_meta(self, key: str, default=None):
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation", 0))
+
+    # -- reads ------------------------------------------------------------
+    def checksums(self, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = list(ids[i : i + 500])
+                q = f"SELECT id, checksum FROM articles WHERE id IN ({','.join('?' * len(part))})"
+                out.update(self._db.execute(q, part).fetchall())
+        return out
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            a = self._db.execute("SELECT count(*) FROM articles").fetchone()[0]
+            c = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return int(a), int(c)
+
+    def corpus_checksum(self) -> str:
+        h = hashlib.sha256()
+        with self._lock:
+            for aid, cs in self._db.execute("SELECT id, checksum FROM articles ORDER BY id"):
+                h.update(f"{aid}\x00{cs}\n".encode())
+        return h.hexdigest()
+
+    def get_article(self, article_id: str) -> Article | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, title, text, date, source, url, heading, origin FROM articles WHERE id = ?", (article_id,)
+            ).fetchone()
+        return Article(*row) if row else None
+
+    def list_articles(self, limit: int | None = None, offset: int = 0) -> list[dict]:
+        q = (
+            "SELECT a.id, a.title, a.date, a.source, a.url, a.origin, count(c.id) FROM articles a "
+            "LEFT JOIN chunks c ON c.article_id = a.id GROUP BY a.id ORDER BY a.date_key DESC, a.title"
+        )
+        args: list = []
+        if limit is not None:
+            q += " LIMIT ? OFFSET ?"
+            args = [limit, offset]
+        with self._lock:
+            rows = self._db.execute(q, args).fetchall()
+        keys = ("id", "title", "date", "source", "url", "origin", "chunks")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        if not chunk_ids:
+            return {}
+        q = (
+            "SELECT c.id, c.article_id, c.position, c.start, c.end, "
+            "substr(a.text, c.start + 1, c.end - c.start), a.title, a.date, a.source, a.url "
+            f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({','.join('?' * len(chunk_ids))})"
+        )
+        with self._lock:
+            rows = self._db.execute(q, list(chunk_ids)).fetchall()
+        return {r[0]: ChunkRow(*r) for r in rows}
+
+    def filtered_chunk_ids(self, filters: Filters) -> np.ndarray:
+        where, args = [], []
+        if filters.date_from:
+            where.append("a.date_key >= ?")
+            args.append(filters.date_from)
+        if filters.date_to:
+            where.append("a.date_key <= ?")
+            args.append(filters.date_to)
+        if filters.sources:
+            where.append(f"a.source IN ({','.join('?' * len(filters.sources))})")
+            args.extend(filters.sources)
+        q = "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id"
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        with self._lock:
+            return np.fromiter((r[0] for r in self._db.execute(q, args)), dtype=np.int64)
+
+    def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every chunk id and vector, for rebuilding the FAISS index without re-embedding."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return ids, vecs
+
+    def iter_articles(self, batch: int = 256) -> Iterable[Article]:
+        last = ""
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, title, text, date, source, url, heading, origin FROM articles WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield Article(*r)
+            last = rows[-1][0]
+
+    # -- writes -----------------------------------------------------------
+    def write(self, items: Sequence[tuple[Article, list[Chunk], np.ndarray]], now: str) -> tuple[list[int], list[int]]:
+        """Insert or replace articles with their chunks and vectors in one transaction.
+
+        Returns:
+            (chunk ids removed from replaced articles, chunk ids added), in order.
+        """
+        removed: list[int] = []
+        added: list[int] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for article, chunks, vectors in items:
+                    removed += [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE article_id = ?", (article.id,))]
+                    self._db.execute("DELETE FROM chunks WHERE article_id = ?", (article.id,))
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO articles(id, title, text, date, date_key, source, url, heading, origin, checksum, added_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (article.id, article.title, article.text, article.date, date_key(article.date), article.source,
+                         article.url, article.heading, article.origin, article.checksum, now),
+                    )
+                    for chunk, vec in zip(chunks, vectors):
+                        cur = self._db.execute(
+                            "INSERT INTO chunks(article_id, position, start, end, vector) VALUES (?, ?, ?, ?, ?)",
+                            (article.id, chunk.position, chunk.start, chunk.end, np.asarray(vec, dtype=np.float32).tobytes()),
+                        )
+                        added.append(int(cur.lastrowid))
+                self._bump_generation()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return removed, added
+
+    def remove(self, article_id: str) -> list[int] | None:
+        """Delete an article and its chunks; returns their chunk ids, or None if there was no such article."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if not self._db.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone():
+                    self._db.execute("ROLLBACK")
+                    return None
+                ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE article_id = ?", (article_id,))]
+                self._db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+                self._bump_generation()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return ids
+
+    def _bump_generation(self) -> None:
+        g = self.generation + 1
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (json.dumps(g),))
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())

@@ -1,0 +1,115 @@
+"""The typed values that cross the library's public API."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import asdict, dataclass, field
+
+
+def normalize_text(text: str) -> str:
+    """Return ``text`` in Unicode NFC with newlines unified to ``\\n``.
+
+    Every stored article text goes through this once, so that character offsets
+    recorded at chunking time stay valid for the text we keep.
+    """
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def content_id(title: str, text: str) -> str:
+    """A stable id for an article that has none of its own: a hash of its normalized text."""
+    norm = " ".join(normalize_text(title).split()) + "\n" + " ".join(normalize_text(text).split())
+    return hashlib.sha256(norm.casefold().encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article, as read from a file and as stored in the index.
+
+    ``text`` is the body in NFC; chunk and citation offsets index into it.
+    ``origin`` says where it was read from (``path`` or ``path:line``).
+    """
+
+    id: str
+    title: str
+    text: str
+    date: str | None = None
+    source: str | None = None
+    url: str | None = None
+    heading: str | None = None
+    origin: str | None = None
+
+    @property
+    def checksum(self) -> str:
+        """Hash of everything that, when it changes, makes the article need re-indexing."""
+        h = hashlib.sha256()
+        for part in (self.title, self.text, self.date, self.source, self.url, self.heading):
+            h.update((part or "").encode("utf-8"))
+            h.update(b"\x00")
+        return h.hexdigest()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A span of an article's text that is embedded and retrieved as a unit.
+
+    ``text == article.text[start:end]``; ``position`` is the chunk's rank in its article.
+    """
+
+    article_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk, with the article fields a caller needs to cite it."""
+
+    article_id: str
+    title: str
+    date: str | None
+    source: str | None
+    url: str | None
+    chunk_id: int
+    score: float
+    text: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """A record that could not be read; ingestion reports it and goes on."""
+
+    path: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class AddReport:
+    """What an ``Index.add`` call did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[RecordProblem] = field(default_factory=list)
+    chunks_added: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["problems"] = [str(p) for p in self.problems]
+        return d

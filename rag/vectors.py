@@ -1,0 +1,130 @@
+"""The FAISS vector index, held through llama-index's ``FaissVectorStore``.
+
+Vectors are keyed by chunk id (``IndexIDMap2``), so articles can be updated and
+removed without rebuilding. We add and remove ids on the FAISS index ourselves:
+llama-index's ``FaissVectorStore.add`` numbers vectors by position, and
+``FaissMapVectorStore`` reuses ``ntotal`` as the next id, which collides with live
+ids after a removal. Queries go through the llama-index store.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import IndexCorruptError
+from rag.fsutil import atomic_write
+
+log = logging.getLogger(__name__)
+
+_FILE = re.compile(r"^vectors-(\d{8})\.faiss$")
+
+
+def vectors_filename(generation: int) -> str:
+    return f"vectors-{generation:08d}.faiss"
+
+
+def latest_vectors_file(folder: Path) -> tuple[int, Path] | None:
+    """The saved FAISS file with the highest generation in ``folder``, if any."""
+    best: tuple[int, Path] | None = None
+    for p in folder.glob("vectors-*.faiss"):
+        m = _FILE.match(p.name)
+        if m and (best is None or int(m.group(1)) > best[0]):
+            best = (int(m.group(1)), p)
+    return best
+
+
+class VectorIndex:
+    """Inner-product search over L2-normalized vectors keyed by int64 chunk ids."""
+
+    def __init__(self, faiss_index, *, ef_search: int = 64):
+        from llama_index.vector_stores.faiss import FaissVectorStore
+
+        self._store = FaissVectorStore(faiss_index=faiss_index)
+        self._ef_search = ef_search
+
+    @classmethod
+    def empty(cls, dim: int, kind: str = "flat", *, hnsw_m: int = 32, ef_search: int = 64) -> "VectorIndex":
+        import faiss
+
+        if kind == "flat":
+            inner = faiss.IndexFlatIP(dim)
+        elif kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = max(40, 2 * hnsw_m)
+            inner.hnsw.efSearch = ef_search
+        else:
+            raise ValueError(f"unknown FAISS index kind {kind!r}")
+        return cls(faiss.IndexIDMap2(inner), ef_search=ef_search)
+
+    @classmethod
+    def load(cls, path: Path, *, ef_search: int = 64) -> "VectorIndex":
+        import faiss
+
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise IndexCorruptError(f"cannot read the FAISS index {path}: {exc}") from exc
+        inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+        if isinstance(inner, faiss.IndexHNSW):
+            inner.hnsw.efSearch = ef_search
+        return cls(index, ef_search=ef_search)
+
+    @property
+    def faiss_index(self):
+        return self._store.client
+
+    @property
+    def supports_remove(self) -> bool:
+        import faiss
+
+        return isinstance(faiss.downcast_index(self.faiss_index.index), faiss.IndexFlat)
+
+    def __len__(self) -> int:
+        return int(self.faiss_index.ntotal)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self.faiss_index.add_with_ids(
+                np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+            )
+
+    def remove(self, ids) -> int:
+        """Remove ids; returns how many were removed. HNSW cannot remove: callers rebuild."""
+        ids = np.asarray(list(ids), dtype=np.int64)
+        if not len(ids):
+            return 0
+        return int(self.faiss_index.remove_ids(ids))
+
+    def search(self, query: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[list[int], list[float]]:
+        """The ``k`` nearest chunk ids and their scores, best first.
+
+        ``allowed_ids`` restricts the search (metadata filters), which llama-index's
+        FAISS store does not support, so that case goes to FAISS directly.
+        """
+        if len(self) == 0 or k <= 0:
+            return [], []
+        k = min(k, len(self))
+        if allowed_ids is None:
+            from llama_index.core.vector_stores.types import VectorStoreQuery
+
+            result = self._store.query(
+                VectorStoreQuery(query_embedding=np.asarray(query, dtype=np.float32).tolist(), similarity_top_k=k)
+            )
+            return [int(i) for i in result.ids], [float(s) for s in result.similarities]
+        import faiss
+
+        selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
+        params = faiss.SearchParameters(sel=selector)
+        if isinstance(faiss.downcast_index(self.faiss_index.index), faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self._ef_search, k))
+        scores, ids = self.faiss_index.search(np.asarray(query, dtype=np.float32)[None, :], k, params=params)
+        keep = ids[0] >= 0
+        return [int(i) for i in ids[0][keep]], [float(s) for s in scores[0][keep]]
+
+    def save(self, path: Path) -> None:
+        """Write atomically (temp file, fsync, rename) through llama-index's persist."""
+        atomic_write(path, lambda tmp: self._store.persist(persist_path=str(tmp)))

