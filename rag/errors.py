@@ -53,3 +53,11 @@ class IndexLockedError(RagError):
 
 class EmbedderError(RagError):
     """The embedding model cannot be loaded, built or run."""
+
+
+class LLMError(RagError):
+    """A language model backend failed (unreachable, error reply, bad output)."""
+
+
+class LLMTimeoutError(LLMError):
+    """A language model backend did not answer in time."""
