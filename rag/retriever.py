@@ -58,7 +58,8 @@ class Retriever:
     def warm_up(self) -> None:
         self.index.embedder.warm_up()
 
-    def retrieve(self, query: str, k: int = 5, filters: Filters | dict | None = None) -> list[Hit]:
+    def retrieve(self, query: str, k: int = 5, filters: Filters | dict | None = None, *,
+                 query_vector=None) -> list[Hit]:
         """The ``k`` best chunks for ``query``, best first.
 
         Args:
@@ -66,6 +67,7 @@ class Retriever:
             k: how many hits (1-100).
             filters: ``Filters`` or a dict with ``date_from``/``date_to`` (ISO dates,
                 inclusive) and ``sources`` (a name or list of names).
+            query_vector: the query's embedding, when the caller already has it.
         Raises:
             InputError: for an empty or over-long question or a bad ``k``.
         """
@@ -81,7 +83,7 @@ class Retriever:
             allowed = self.index.store.filtered_chunk_ids(flt)
             if not len(allowed):
                 return []
-        vec = self.index.embedder.embed_query(text)
+        vec = self.index.embedder.embed_query(text) if query_vector is None else query_vector
         with self.index._lock:
             ids, scores = self.index.vectors.search(vec, k, allowed)
             rows = self.index.store.chunk_rows(ids)

@@ -73,7 +73,8 @@ class SentenceTransformerEmbedder(Embedder):
                     f"cannot load the embedding model {self.model_id!r} from {where}: {exc}"
                 ) from exc
             model.eval()
-            self.dim = int(model.get_sentence_embedding_dimension() or self.dim)
+            dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            self.dim = int(dim_of() or self.dim)
             overhead = max(len(model.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in [""] + list(self._prompts.values()))
             self.max_tokens = min(self.max_tokens, int(model.max_seq_length) - 2 - overhead)
             self._model = model
