@@ -1,0 +1,470 @@
+"""Split articles into chunks that fit the embedding model, on paragraph and sentence lines.
+
+A chunk is a slice ``article.text[start:end]``; what gets embedded is
+:func:`embedding_text` (the title, a newline, the chunk). Sizes are in the embedding
+model's own tokens, counted by the batched ``count_tokens`` the chunker is given.
+
+How an article is cut (budget = ``size - tokens(title) - 1``, at least ``size // 2``):
+
+1. Paragraphs (lines) that fit the budget are kept whole, and consecutive ones are
+   packed into one chunk while their total fits.
+2. A paragraph over the budget gets chunks of its own: its sentences are packed; a
+   sentence over the budget is cut between words, and a word over the budget (a
+   long URL, say) between characters.
+3. Overlap only happens inside such a split paragraph: the next chunk repeats the
+   last whole sentences of the previous one, as many as fit in ``overlap`` tokens.
+   A chunk that ends on a paragraph end is followed by one that starts on the next
+   paragraph, without overlap: a news paragraph stands on its own, and repeating it
+   would only spend the budget on text that is already indexed whole.
+
+Token counts of pieces do not always add up to the count of the joined text (BPE
+merges across a space, a newline may be a token), so every packed chunk is counted
+again and trimmed until it fits: no chunk is ever over the budget by the real count.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+
+from rag.errors import ConfigError, EmbedderError
+from rag.types import Article, Chunk
+
+log = logging.getLogger(__name__)
+
+#: Recorded in an index manifest; bump when a change to the rules moves chunk boundaries.
+SPLITTER = "paragraph-sentence-v1"
+MIN_SIZE = 16
+
+# Everything str.splitlines() breaks on: a paragraph never spans one of these.
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE = re.compile(f"[^{_BREAKS}]+")
+_WORD = re.compile(r"\S+")
+_LETTERS = re.compile(r"[^\W\d_]+")
+# Sentence-final punctuation, then closing quotes or brackets (French puts a space
+# before », so it may have one), then a space or the end of the line.
+_END = re.compile(r"(?P<term>[.!?…]+)(?P<close>(?:\s*[»›]|[”\"’')\]])*)(?=\s|$)")
+
+_OPENERS = frozenset("«‹\"“„‘'([{—–-¿¡")
+_APOSTROPHES = frozenset("'’")
+
+# Followed by a name or a number, never the last word of a sentence.
+_ALWAYS = frozenset("""
+    M MM Mme Mmes Mlle Mlles Dr Pr Mgr St Ste Mr Mrs Ms Prof Gen Gov Sen Rep Lt Col Capt Sgt
+    av Av apr cf Cf p pp chap Chap env Env n° N° vs e.g i.e E.g I.e
+""".split())
+# Abbreviations that may also end a sentence: kept unless the next word clearly starts one.
+_SOFT = frozenset("""
+    Jr Sr Inc Ltd Co Corp Bros éd Éd art Art vol Vol
+    janv févr fév avr juil sept oct nov déc
+    Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec
+""".split())
+# Abbreviations of "number": kept only before a digit ("No. 10", but "No. That is wrong.").
+_BEFORE_DIGIT = frozenset({"No", "no", "Nos", "nos"})
+# Capitalized words that start sentences and seldom follow an initial or an acronym:
+# after "U.S." or "J.-C." one of these means the abbreviation ended the sentence.
+_STARTERS = frozenset("""
+    Le La Les Un Une Des Du De Il Ils Elle Elles On Nous Vous Je Ce Cet Cette Ces Ça Cela Ceci
+    Son Sa Ses Leur Leurs Mais Et Or Donc Car Puis Pour Par Dans En Au Aux Sur Selon Après
+    Avant Depuis Pendant Lors Alors Ainsi Enfin Toutefois Cependant Pourtant Néanmoins Si Quand
+    Lorsque Comme Qui Que Quel Quelle Où Celui Celle Ceux Tout Tous Toute Toutes
+    The An It Its He She They We You This That These Those There Here In On At But And His Her
+    Their Our As After Before When While If According Some Many Most Other However Meanwhile
+""".split())
+_ELIDED_STARTERS = frozenset({"L", "D", "C", "J", "S", "N", "Qu", "Lorsqu", "Puisqu", "Jusqu"})
+# Letters joined by dots: U.S.A, O.N.U, J.-C, a.m, Ph.D.
+_ACRONYM = re.compile(r"(?:[^\W\d_]{1,3}\.-?)+[^\W\d_]{1,3}")
+
+
+def split_paragraphs(text: str) -> list[tuple[int, int]]:
+    """Return the ``[start, end)`` spans of the non-blank lines of ``text``, stripped."""
+    spans = []
+    for m in _LINE.finditer(text):
+        span = _strip(text, m.start(), m.end())
+        if span:
+            spans.append(span)
+    return spans
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Return the spans of the sentences of ``text[start:end]``, in absolute offsets.
+
+    Sentences are stripped, never cross a line break, and together cover every
+    non-space character of the range. The rules are written for French and
+    English news: abbreviations, initials, numbers, URLs, « guillemets » and
+    ellipses followed by lowercase do not end a sentence.
+
+    Raises:
+        ValueError: ``start``/``end`` are not ``0 <= start <= end <= len(text)``.
+    """
+    end = len(text) if end is None else end
+    if not 0 <= start <= end <= len(text):
+        raise ValueError(f"sentence range [{start}, {end}) is outside a text of {len(text)} characters")
+    spans = []
+    for line in _LINE.finditer(text, start, end):
+        span = _strip(text, line.start(), line.end())
+        if not span:
+            continue
+        lo, hi = span
+        for m in _END.finditer(text, lo, hi):
+            nxt = _next_nonspace(text, m.end(), hi)
+            if nxt < hi and _ends_sentence(text, lo, hi, m, nxt):
+                spans.append(_strip(text, lo, m.end()))
+                lo = nxt
+        spans.append((lo, hi))
+    return spans
+
+
+def embedding_text(title: str, text: str) -> str:
+    """Return what is embedded for a chunk: its article's title as context, then the chunk.
+
+    The title is left out when it is blank or the chunk already starts with it.
+    """
+    title = _clean_title(title)
+    if not title or text.startswith(title):
+        return text
+    return f"{title}\n{text}"
+
+
+class Chunker:
+    """Cut articles into chunks of at most ``size`` model tokens, title included.
+
+    Args:
+        count_tokens: the embedding model's tokenizer, batched: token counts of the
+            given texts, without special tokens.
+        size: the most tokens an embedded chunk (title, newline, chunk) may have.
+        overlap: the most tokens of whole sentences a chunk repeats from the
+            previous one when a paragraph is too long for one chunk.
+
+    Raises:
+        ConfigError: (a ``ValueError``) ``size`` or ``overlap`` is out of range.
+    """
+
+    def __init__(self, count_tokens: Callable[[Sequence[str]], list[int]], size: int = 256, overlap: int = 32):
+        if not callable(count_tokens):
+            raise TypeError(f"count_tokens must be callable, got {count_tokens!r}")
+        if not _is_int(size) or size < MIN_SIZE:
+            raise ConfigError(f"chunk size must be an integer of at least {MIN_SIZE} tokens, got {size!r}")
+        if not _is_int(overlap) or not 0 <= overlap < size // 2:
+            raise ConfigError(
+                f"chunk overlap must be an integer from 0 to less than half the chunk size ({size // 2}), got {overlap!r}"
+            )
+        self._count_tokens = count_tokens
+        self._size = size
+        self._overlap = overlap
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def overlap(self) -> int:
+        return self._overlap
+
+    @property
+    def settings(self) -> dict:
+        """What an index manifest records about how its chunks were cut."""
+        return {"size": self._size, "overlap": self._overlap, "splitter": SPLITTER}
+
+    def chunk(self, article: Article) -> list[Chunk]:
+        """Return the chunks of one article, in order; none when its text is blank."""
+        return self.chunk_many([article])[0]
+
+    def chunk_many(self, articles: Sequence[Article]) -> list[list[Chunk]]:
+        """Chunk several articles, counting tokens in a few batched calls for them all.
+
+        Returns the same as :meth:`chunk` for each article. Calls ``count_tokens``
+        once for titles and paragraphs, once more per level of splitting actually
+        needed (sentences, words, characters), and once or twice to check the packed
+        chunks.
+
+        Raises:
+            EmbedderError: ``count_tokens`` did not return one count per text.
+        """
+        counter = _Counter(self._count_tokens)
+        titles = [_clean_title(a.title) for a in articles]
+        paragraphs = [split_paragraphs(a.text) for a in articles]
+        counter.add(t for t in titles if t)
+        counter.add(a.text[s:e] for a, spans in zip(articles, paragraphs) for s, e in spans)
+        counter.flush()
+        # size - tokens(title) - 1: the title and the newline that joins it to the chunk.
+        budgets = [max(self._size - (counter[t] if t else 0) - 1, self._size // 2) for t in titles]
+        plans = [_Plan(a.text, spans, b, counter) for a, spans, b in zip(articles, paragraphs, budgets)]
+
+        # Split what does not fit, one level at a time and one batched call a level
+        # (characters may take a few: a piece cut by length can still count over).
+        for level in ("sentences", "words"):
+            if sum(plan.split_oversize(level) for plan in plans):
+                counter.flush()
+        while sum(plan.split_oversize("characters") for plan in plans):
+            counter.flush()
+
+        for plan in plans:
+            plan.pack(self._overlap)
+        while True:
+            for plan in plans:
+                plan.queue_packed()
+            counter.flush()
+            if not sum(plan.trim_over_budget() for plan in plans):
+                break
+
+        result = [plan.chunks(a.id) for a, plan in zip(articles, plans)]
+        log.debug("chunked %d articles into %d chunks with %d token-count calls",
+                  len(articles), sum(map(len, result)), counter.calls)
+        return result
+
+
+class _Counter:
+    """Token counts of strings, asked for in batches and remembered for one ``chunk_many``."""
+
+    def __init__(self, count_tokens: Callable[[Sequence[str]], list[int]]):
+        self._count_tokens = count_tokens
+        self._counts: dict[str, int] = {}
+        self._pending: dict[str, None] = {}
+        self.calls = 0
+
+    def add(self, texts: Iterable[str]) -> None:
+        for t in texts:
+            if t not in self._counts:
+                self._pending[t] = None
+
+    def flush(self) -> int:
+        """Count the pending texts in one call; return how many there were."""
+        texts = list(self._pending)
+        self._pending = {}
+        if not texts:
+            return 0
+        counts = self._count_tokens(texts)
+        self.calls += 1
+        if len(counts) != len(texts):
+            raise EmbedderError(f"count_tokens returned {len(counts)} counts for {len(texts)} texts")
+        self._counts.update(zip(texts, map(int, counts)))
+        return len(texts)
+
+    def __getitem__(self, text: str) -> int:
+        return self._counts[text]
+
+
+class _Unit:
+    """A span packed into chunks whole: a paragraph, a sentence, a word or a piece of a word."""
+
+    __slots__ = ("start", "end", "kind", "para", "tokens")
+
+    def __init__(self, start: int, end: int, kind: str, para: int, tokens: int):
+        self.start, self.end, self.kind, self.para, self.tokens = start, end, kind, para, tokens
+
+
+#: What each level of splitting cuts, and into what.
+_LEVELS = {
+    "sentences": (("paragraph",), "sentence"),
+    "words": (("sentence",), "word"),
+    "characters": (("word", "piece"), "piece"),
+}
+
+
+class _Plan:
+    """One article on its way to chunks: its units, then windows of consecutive units."""
+
+    def __init__(self, text: str, paragraphs: list[tuple[int, int]], budget: int, counter: _Counter):
+        self.text = text
+        self.budget = budget
+        self.counter = counter
+        self.units = [_Unit(s, e, "paragraph", i, counter[text[s:e]]) for i, (s, e) in enumerate(paragraphs)]
+        self.windows: list[tuple[int, int]] = []  # [lo, hi) ranges of self.units
+
+    def split_oversize(self, level: str) -> int:
+        """Replace each unit over the budget by its parts at ``level``; return how many were split.
+
+        The parts' texts are queued on the counter; their counts are read back by
+        :meth:`_refresh` once the caller has flushed it.
+        """
+        self._refresh()
+        parents, kind = _LEVELS[level]
+        units, split = [], 0
+        for u in self.units:
+            if u.tokens <= self.budget or u.kind not in parents:
+                units.append(u)
+                continue
+            if level == "sentences":
+                spans = split_sentences(self.text, u.start, u.end)
+            elif level == "words":
+                spans = [m.span() for m in _WORD.finditer(self.text, u.start, u.end)]
+            else:
+                spans = _cut_characters(self.text, u.start, u.end, u.tokens, self.budget)
+                if len(spans) == 1:
+                    log.warning("cannot cut %r down to %d tokens; keeping it whole",
+                                self.text[u.start:u.end], self.budget)
+                    u.kind = "uncut"
+                    units.append(u)
+                    continue
+            split += 1
+            for s, e in spans:
+                units.append(_Unit(s, e, kind, u.para, -1))
+                self.counter.add([self.text[s:e]])
+        self.units = units
+        return split
+
+    def _refresh(self) -> None:
+        for u in self.units:
+            if u.tokens < 0:
+                u.tokens = self.counter[self.text[u.start:u.end]]
+
+    def pack(self, overlap: int) -> None:
+        """Group units into windows: whole paragraphs together, a split paragraph's parts with overlap."""
+        self._refresh()
+        budget, units, windows = self.budget, self.units, self.windows
+        i = 0
+        while i < len(units):
+            lo, total = i, units[i].tokens
+            i += 1
+            if units[lo].kind == "paragraph":
+                while i < len(units) and units[i].kind == "paragraph" and total + units[i].tokens <= budget:
+                    total += units[i].tokens
+                    i += 1
+                windows.append((lo, i))
+                continue
+            para = units[lo].para
+            while i < len(units) and units[i].para == para:
+                n = units[i].tokens
+                if total + n > budget:
+                    windows.append((lo, i))
+                    # Repeat the last whole sentences, as many as fit in the overlap and
+                    # leave room for the next unit (never the whole previous window).
+                    k, kept = i, 0
+                    while k - 1 > lo and units[k - 1].kind == "sentence" and kept + units[k - 1].tokens <= overlap:
+                        k -= 1
+                        kept += units[k].tokens
+                    while k < i and kept + n > budget:
+                        kept -= units[k].tokens
+                        k += 1
+                    lo, total = k, kept
+                total += n
+                i += 1
+            windows.append((lo, i))
+
+    def _window_text(self, lo: int, hi: int) -> str:
+        return self.text[self.units[lo].start:self.units[hi - 1].end]
+
+    def queue_packed(self) -> None:
+        """Queue the texts of the windows of several units: their counts are not known yet."""
+        self.counter.add(self._window_text(lo, hi) for lo, hi in self.windows if hi - lo > 1)
+
+    def trim_over_budget(self) -> int:
+        """Shrink the windows whose real count is over the budget; return how many there were."""
+        units, windows = self.units, self.windows
+        fixed = 0
+        for i in range(len(windows) - 1, -1, -1):
+            lo, hi = windows[i]
+            if hi - lo < 2:
+                continue  # one unit: counted alone and fits, or cannot be cut at all
+            excess = self.counter[self._window_text(lo, hi)] - self.budget
+            if excess <= 0:
+                continue
+            fixed += 1
+            prev_hi = windows[i - 1][1] if i > 0 else lo
+            removed = 0
+            if prev_hi > lo:
+                # Drop repeated sentences first: the overlap is optional.
+                while lo < prev_hi:
+                    removed += units[lo].tokens
+                    lo += 1
+                    if removed >= excess:
+                        break
+                windows[i] = (lo, hi)
+                continue
+            cut = hi
+            while cut > lo + 1:
+                cut -= 1
+                removed += units[cut].tokens
+                if removed >= excess:
+                    break
+            windows[i] = (lo, cut)
+            if not (i + 1 < len(windows) and windows[i + 1][0] <= cut):
+                windows.insert(i + 1, (cut, hi))  # unless the next window repeats that tail anyway
+        return fixed
+
+    def chunks(self, article_id: str) -> list[Chunk]:
+        out = []
+        for pos, (lo, hi) in enumerate(self.windows):
+            s, e = self.units[lo].start, self.units[hi - 1].end
+            out.append(Chunk(article_id=article_id, position=pos, start=s, end=e, text=self.text[s:e]))
+        return out
+
+
+def _cut_characters(text: str, start: int, end: int, tokens: int, budget: int) -> list[tuple[int, int]]:
+    """Cut ``text[start:end]`` into pieces that should each count about ``budget`` tokens or less."""
+    length = end - start
+    step = max(1, length * budget // (tokens + 1))
+    spans, lo = [], start
+    while lo < end:
+        hi = min(lo + step, end)
+        while hi < end and unicodedata.combining(text[hi]):
+            hi += 1  # do not separate an accent from its letter
+        spans.append((lo, hi))
+        lo = hi
+    return spans
+
+
+def _ends_sentence(text: str, lo: int, hi: int, m: re.Match, nxt: int) -> bool:
+    """Whether the punctuation matched by ``m`` ends the sentence begun at ``lo``."""
+    c = text[nxt]
+    if not (c.isupper() or c.isdigit() or c in _OPENERS):
+        return False  # "etc. et", "fini… puis", "« fini. » avant de"
+    if m.group("term") != "." or m.group("close"):
+        return True
+    token = _token_before(text, lo, m.start())
+    if not token:
+        return True
+    if token in _ALWAYS:
+        return False
+    if token in _BEFORE_DIGIT:
+        return not c.isdigit()
+    if token.isdigit() and len(token) <= 3 and text[lo:m.start()].strip() == token:
+        return False  # a list number: "1. La sécurité"
+    if token in _SOFT or (len(token) == 1 and token.isupper()) or _ACRONYM.fullmatch(token):
+        return _starts_sentence(text, nxt, hi)
+    return True
+
+
+def _token_before(text: str, lo: int, pos: int) -> str:
+    """The word that ends at ``pos``, with its inner dots and hyphens (``J.-C``, ``n°``)."""
+    i = pos
+    while i > lo and (text[i - 1].isalnum() or text[i - 1] in ".-°&_"):
+        i -= 1
+    return text[i:pos].lstrip(".-")
+
+
+def _starts_sentence(text: str, pos: int, hi: int) -> bool:
+    """Whether the word at ``pos`` clearly starts a new sentence (after an ambiguous abbreviation)."""
+    if text[pos] in _OPENERS:
+        return True
+    m = _LETTERS.match(text, pos, hi)
+    if not m:
+        return False
+    if m.end() < hi and text[m.end()] in _APOSTROPHES:
+        return m.group() in _ELIDED_STARTERS
+    return m.group() in _STARTERS
+
+
+def _next_nonspace(text: str, pos: int, hi: int) -> int:
+    while pos < hi and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def _clean_title(title: str) -> str:
+    return " ".join(title.split())
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
