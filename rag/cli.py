@@ -162,6 +162,39 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.chat import Assistant
+    from rag.config import AnswerConfig
+    from rag.retriever import Retriever
+
+    llm = None
+    if args.llm:
+        from rag.llm import parse_llm_spec
+
+        llm = parse_llm_spec(args.llm, timeout=args.timeout)
+    assistant = Assistant(Retriever(_open_index(args)), llm, AnswerConfig(k=args.k, llm_timeout=args.timeout))
+    answer = assistant.ask(args.question)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(textwrap.fill(answer.text, 100))
+    if answer.notice:
+        print(f"\n({answer.notice})")
+    if answer.refused:
+        if answer.related:
+            print("\nClosest passages:")
+        for i, h in enumerate(answer.related, 1):
+            print(f"  {i}. {h.title}" + (f" ({h.date})" if h.date else ""))
+            print(textwrap.indent(textwrap.fill(h.text[:300], 96), "     "))
+        return 0
+    print("\nSources:")
+    for c in answer.citations:
+        meta = ", ".join(x for x in (c.date, c.source) if x)
+        print(f"  [{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
+        print(textwrap.indent(textwrap.fill(f"« {c.quote} »", 96), "      "))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Index news articles and ask questions about them, offline.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -205,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     build_opts(rb)
     rb.add_argument("-q", "--quiet", action="store_true")
     rb.set_defaults(func=cmd_index_rebuild)
+
+    ask = sub.add_parser("ask", help="a cited answer from the articles (or a plain 'not in the articles')")
+    ask.add_argument("question")
+    index_opt(ask)
+    ask.add_argument("--k", type=int, default=6, help="passages to read (default 6)")
+    ask.add_argument("--llm", help="generate with a model: openai:BASE_URL#MODEL or llama-cpp:PATH.gguf "
+                                   "(default: extractive quotes, no model)")
+    ask.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the model (default 60)")
+    ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    ask.set_defaults(func=cmd_ask)
 
     q = sub.add_parser("search", help="the passages closest to a question")
     q.add_argument("query")

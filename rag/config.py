@@ -94,3 +94,38 @@ def _parse(name: str, raw: str, typ, var: str):
         except ValueError:
             raise ConfigError(f"{var} must be an integer for {name}, got {raw!r}") from None
     return raw
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """How the assistant answers.
+
+    ``refusal_threshold`` and ``verify_threshold`` come from measured data (see the
+    README, "Calibration"): below the first the articles are taken not to hold the
+    answer; below the second an answer sentence is not backed by its cited sentence.
+    """
+
+    k: int = 6
+    refusal_threshold: float = 0.80
+    #: the same, when the question and the best sentence are in different languages
+    #: (cross-lingual similarities run lower)
+    refusal_threshold_cross: float = 0.80
+    #: subtracted from the evidence score for each name or number of the question
+    #: found nowhere in the retrieved text (at most two)
+    anchor_penalty: float = 0.05
+    verify_threshold: float = 0.80
+    max_quote_sentences: int = 2
+    max_sources: int = 5
+    llm_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= 50:
+            raise ConfigError(f"k must be between 1 and 50, got {self.k}")
+        for name in ("refusal_threshold", "refusal_threshold_cross", "verify_threshold"):
+            v = getattr(self, name)
+            if not -1.0 <= v <= 2.0:
+                raise ConfigError(f"{name} must be a similarity between -1 and 2, got {v}")
+        if self.max_quote_sentences < 1 or self.max_sources < 1:
+            raise ConfigError("max_quote_sentences and max_sources must be at least 1")
+        if self.llm_timeout <= 0:
+            raise ConfigError(f"llm_timeout must be positive, got {self.llm_timeout}")

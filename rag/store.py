@@ -223,6 +223,13 @@ class Store:
             rows = self._db.execute(q, list(chunk_ids)).fetchall()
         return {r[0]: ChunkRow(*r) for r in rows}
 
+    def chunk_spans(self, article_id: str) -> list[tuple[int, int]]:
+        """The (start, end) offsets of an article's chunks, in order."""
+        with self._lock:
+            rows = self._db.execute("SELECT start, end FROM chunks WHERE article_id = ? ORDER BY position",
+                                    (article_id,)).fetchall()
+        return [(int(a), int(b)) for a, b in rows]
+
     def filtered_chunk_ids(self, filters: Filters) -> np.ndarray:
         where, args = [], []
         if filters.date_from:

@@ -113,3 +113,67 @@ class AddReport:
         d = asdict(self)
         d["problems"] = [str(p) for p in self.problems]
         return d
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source of an answer: the exact sentence(s) quoted and where they are.
+
+    ``quote == article.text[start:end]``.
+    """
+
+    n: int
+    article_id: str
+    title: str
+    date: str | None
+    source: str | None
+    url: str | None
+    quote: str
+    start: int
+    end: int
+    chunk_id: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """The verification verdict on one sentence of an answer."""
+
+    text: str
+    citations: tuple[int, ...]
+    supported: bool
+    similarity: float
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """What the assistant says, with its sources and how sure and fast it was.
+
+    ``text`` carries inline markers ``[1]``, ``[2]`` matching ``citations[i].n``.
+    When ``refused`` is true, the articles do not hold the answer and ``related``
+    lists the closest passages.
+    """
+
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    refused: bool = False
+    confidence: float = 0.0
+    #: the score the refusal decision was taken on (best sentence, less missing-anchor penalties)
+    evidence_score: float = 0.0
+    related: list[Hit] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    sentences: list[SentenceCheck] = field(default_factory=list)
+    answerer: str = "extractive"
+    standalone_question: str = ""
+    language: str = "en"
+    notice: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)

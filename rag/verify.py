@@ -1,0 +1,134 @@
+"""Citation verification: every sentence of a generated answer must be backed by its source.
+
+A sentence passes when it carries at least one citation, every citation it carries
+names a source that exists, one of its cited sources holds a sentence close to it in
+embedding space (at or above the threshold, set from gold data), and the numbers
+(and, in the source's language, the names) it states appear in the cited text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.analysis import detect_language, fold, names, numbers
+from rag.chunking import embedding_text, split_sentences
+from rag.evidence import SentenceVectors
+from rag.types import Citation, Hit, SentenceCheck
+
+MARKER = re.compile(r"\s*\[(\d{1,3})\]")
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The source sentence that best backs an answer sentence."""
+
+    source: int  # 1-based source number as given to the model
+    start: int
+    end: int
+    text: str
+    similarity: float
+
+
+@dataclass
+class Verified:
+    """A verified answer: the text that survived, its citations and the verdicts."""
+
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    checks: list[SentenceCheck] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> int:
+        return sum(not c.supported for c in self.checks)
+
+
+class CitationVerifier:
+    """Checks answer sentences against the numbered sources they cite."""
+
+    def __init__(self, embedder, vectors: SentenceVectors, threshold: float):
+        self.embedder = embedder
+        self.vectors = vectors
+        self.threshold = threshold
+
+    def _source_sentences(self, hit: Hit) -> list[tuple[int, int, str]]:
+        return [(hit.start + s, hit.start + e, hit.text[s:e]) for s, e in split_sentences(hit.text)]
+
+    def best_quote(self, claim: str, n: int, hit: Hit, claim_vec: np.ndarray) -> Quote | None:
+        sents = self._source_sentences(hit)
+        if not sents:
+            return None
+        keys = [(hit.article_id, s, e) for s, e, _ in sents]
+        vecs = self.vectors.get(keys, [embedding_text(hit.title, t) for _, _, t in sents])
+        sims = vecs @ claim_vec
+        i = int(np.argmax(sims))
+        s, e, t = sents[i]
+        return Quote(n, s, e, t, float(sims[i]))
+
+    def facts_missing(self, claim: str, cited: str, same_language: bool) -> list[str]:
+        """Numbers (and names, when claim and source share a language) of ``claim`` absent from ``cited``."""
+        missing = sorted(numbers(claim) - numbers(cited))
+        if same_language:
+            cited_words = set(fold(cited).replace("-", " ").split()) | set(re.findall(r"\w+", fold(cited)))
+            missing += sorted(n for n in names(claim) if n not in cited_words and n.replace("-", " ") not in fold(cited))
+        return missing
+
+    def verify(self, answer: str, sources: Sequence[Hit]) -> Verified:
+        """Split ``answer`` into sentences, check each, and keep the ones that pass.
+
+        Citations are renumbered in order of first use; a dropped sentence keeps its
+        verdict in ``checks`` but is not part of the returned text.
+        """
+        spans = [answer[s:e] for s, e in split_sentences(answer)]
+        claims = [(raw, [int(m) for m in MARKER.findall(raw)], MARKER.sub("", raw).strip()) for raw in spans]
+        claims = [c for c in claims if c[2] and re.search(r"\w", c[2])]
+        if not claims:
+            return Verified("")
+        vecs = self.embedder.embed_passages([c[2] for c in claims])
+        kept: list[str] = []
+        citations: list[Citation] = []
+        numbering: dict[tuple, int] = {}
+        checks = []
+        for (raw, marks, claim), vec in zip(claims, vecs):
+            verdict, quotes = self._check(claim, marks, sources, vec)
+            checks.append(verdict)
+            if not verdict.supported:
+                continue
+            out_marks = []
+            for q in quotes:
+                hit = sources[q.source - 1]
+                key = (hit.article_id, q.start, q.end)
+                if key not in numbering:
+                    numbering[key] = len(numbering) + 1
+                    citations.append(Citation(numbering[key], hit.article_id, hit.title, hit.date, hit.source, hit.url,
+                                              q.text, q.start, q.end, hit.chunk_id))
+                out_marks.append(numbering[key])
+            kept.append(claim.rstrip() + " " + "".join(f"[{m}]" for m in sorted(set(out_marks))))
+        return Verified(" ".join(kept), citations, checks)
+
+    def _check(self, claim: str, marks: list[int], sources: Sequence[Hit], vec) -> tuple[SentenceCheck, list[Quote]]:
+        def fail(reason: str, sim: float = 0.0) -> tuple[SentenceCheck, list[Quote]]:
+            return SentenceCheck(claim, tuple(marks), False, sim, reason), []
+
+        if not marks:
+            return fail("no citation")
+        bad = [m for m in marks if not 1 <= m <= len(sources)]
+        if bad:
+            return fail(f"cites [{bad[0]}], which is not one of the {len(sources)} sources")
+        quotes = [q for m in dict.fromkeys(marks) if (q := self.best_quote(claim, m, sources[m - 1], vec))]
+        if not quotes:
+            return fail("the cited sources have no text")
+        best = max(quotes, key=lambda q: q.similarity)
+        if best.similarity < self.threshold:
+            return fail(f"not supported by the cited text (similarity {best.similarity:.2f} < {self.threshold:.2f})",
+                        best.similarity)
+        cited = " ".join(sources[m - 1].title + " " + sources[m - 1].text for m in marks)
+        same_lang = detect_language(claim) == detect_language(cited)
+        missing = self.facts_missing(claim, cited, same_lang)
+        if missing:
+            return fail(f"states {', '.join(missing[:3])}, not found in the cited text", best.similarity)
+        good = [q for q in quotes if q.similarity >= self.threshold] or [best]
+        return SentenceCheck(claim, tuple(marks), True, best.similarity, "supported"), good
