@@ -228,7 +228,9 @@ class Index:
             if paths:
                 yield from read_articles(paths)
 
-        with self._lock, write_lock(self.path):
+        # The process lock is held throughout; the in-process lock only around each
+        # commit, so searches from other threads go on while a batch is embedded.
+        with write_lock(self.path):
             batch: dict[str, Article] = {}
             try:
                 for item in stream():
@@ -249,7 +251,8 @@ class Index:
                         progress(seen, embedded, "")
             finally:
                 # Also on Ctrl-C: what was committed is saved, the rest is re-done next run.
-                self._persist()
+                with self._lock:
+                    self._persist()
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -273,8 +276,9 @@ class Index:
         for a, cl in zip(todo, chunk_lists):
             items.append((a, cl, vecs[i : i + len(cl)]))
             i += len(cl)
-        removed, added = self.store.write(items, _now())
-        self._apply(removed, np.asarray(added, dtype=np.int64), vecs)
+        with self._lock:
+            removed, added = self.store.write(items, _now())
+            self._apply(removed, np.asarray(added, dtype=np.int64), vecs)
         for a in todo:
             (report.updated if a.id in known else report.added).append(a.id)
         report.chunks_added += len(added)
