@@ -44,14 +44,15 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, help="folder for the indexes (default: a temporary folder)")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--verify-only", action="store_true", help="only the verification thresholds (fast)")
     args = p.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="rag-calibrate-"))
     config = Config.from_env()
     runs = []
     t0 = time.perf_counter()
-    sets = [load_squad(args.piaf, sample=args.sample, seed=args.seed, holdout=0.5, name="piaf")]
-    sets += [load_xquad(x, sample=args.sample, seed=args.seed, holdout=0.5) for x in args.xquad]
+    sets = [] if args.verify_only else [load_squad(args.piaf, sample=args.sample, seed=args.seed, holdout=0.5, name="piaf")]
+    sets += [] if args.verify_only else [load_xquad(x, sample=args.sample, seed=args.seed, holdout=0.5) for x in args.xquad]
     per_set = {}
     for ds in sets:
         print(f"{ds.name}: indexing {len(ds.articles)} passages, {len(ds.items)} questions "
@@ -62,7 +63,7 @@ def main() -> int:
         runs += list(zip(ds.items, answers))
         per_set[ds.name] = refusal_thresholds(list(zip(ds.items, answers)))
         index.close()
-    refusal = refusal_thresholds(runs)
+    refusal = refusal_thresholds(runs) if runs else {"same": {"threshold": None}, "cross": {"threshold": None}}
 
     seed_index = build_index([args.seeds], work / "seeds", config)
     verify = verifier_threshold(seed_index, load_gold(args.gold))
@@ -82,10 +83,13 @@ def main() -> int:
         for row in r["table"]:
             print(f"   t={row['threshold']:.3f} kept={row['answerable_kept']:.3f} refused={row['unanswerable_refused']:.3f} "
                   f"bal.acc={row['balanced_accuracy']:.3f}")
-    if verify.get("threshold") is not None:
-        at = verify["at_threshold"]
-        print(f"verify threshold: {verify['threshold']:.4f}  supported kept {at['answerable_kept']:.3f}, "
-              f"unsupported rejected {at['unanswerable_refused']:.3f} (n={verify['positives']}+{verify['negatives']})")
+    for group, v in verify.items():
+        if v.get("threshold") is None:
+            print(f"verify ({group}-language): not enough data ({v})")
+            continue
+        at = v["at_threshold"]
+        print(f"verify threshold ({group}-language): {v['threshold']:.4f}  supported kept {at['answerable_kept']:.3f}, "
+              f"unsupported rejected {at['unanswerable_refused']:.3f} (n={v['positives']}+{v['negatives']})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

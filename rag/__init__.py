@@ -32,7 +32,7 @@ from rag.errors import (  # noqa: E402
     InputError,
     RagError,
 )
-from rag.types import AddReport, Article, Chunk, Hit, RecordProblem  # noqa: E402
+from rag.types import AddReport, Answer, Article, Chunk, Citation, Hit, RecordProblem, SentenceCheck  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -40,11 +40,13 @@ _LAZY = {
     "Index": "rag.index",
     "Retriever": "rag.retriever",
     "Filters": "rag.store",
+    "Assistant": "rag.chat",
+    "AnswerConfig": "rag.config",
     "get_embedder": "rag.embedding",
 }
 
 __all__ = [
-    "AddReport", "Article", "Chunk", "Config", "ConfigError", "EmbedderError", "Filters", "Hit", "Index",
+    "AddReport", "Answer", "AnswerConfig", "Article", "Assistant", "Citation", "SentenceCheck", "Chunk", "Config", "ConfigError", "EmbedderError", "Filters", "Hit", "Index",
     "IndexCorruptError", "IndexLockedError", "IndexMismatchError", "IndexNotFoundError", "InputError",
     "RagError", "RecordProblem", "Retriever", "get_embedder",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.analysis import detect_language
-from rag.chunking import embedding_text, split_sentences
+from rag.chunking import split_sentences
 from rag.config import AnswerConfig, Config
 from rag.evaluation import GoldItem, best_threshold
 from rag.types import Answer
@@ -70,33 +70,45 @@ def _thin(table: list[dict], n: int = 15) -> list[dict]:
 
 
 def verifier_threshold(index, items: Sequence[GoldItem]) -> dict:
-    """Similarity of answer sentences to their support (positives) and to unrelated chunks (negatives)."""
+    """Thresholds for the citation verifier, for same-language and cross-lingual answer sentences.
+
+    Positives: an answer sentence against its supporting sentence. Negatives: the
+    same sentence against the best sentence of each chunk without the support (what
+    a wrong citation would point at). Sentences are embedded plain, as the verifier does.
+    """
     emb = index.embedder
-    pos, neg = [], []
+    groups: dict[str, tuple[list, list]] = {"same": ([], []), "cross": ([], [])}
     arts = [index.get_article(a["id"]) for a in index.articles()]
+    sent_vecs = {}
+    for art in arts:
+        sents = split_sentences(art.text)
+        sent_vecs[art.id] = (sents, emb.embed_passages([art.text[s:e] for s, e in sents]) if sents else None)
     for it in items:
         if it.unanswerable or not it.answer_sentence or not it.support:
             continue
         claim = emb.embed_passages([it.answer_sentence])[0]
         for art in arts:
-            sents = [(s, e) for s, e in split_sentences(art.text)]
-            if not sents:
+            sents, vecs = sent_vecs[art.id]
+            if vecs is None:
                 continue
-            vecs = emb.embed_passages([embedding_text(art.title, art.text[s:e]) for s, e in sents])
+            pos, neg = groups["same" if detect_language(it.answer_sentence) == detect_language(art.text) else "cross"]
             sims = vecs @ claim
             is_support = [any(sup in art.text[s:e] or art.text[s:e] in sup for sup in it.support) for s, e in sents]
             if any(is_support):
                 pos.append(float(max(sim for sim, ok in zip(sims, is_support) if ok)))
-            # A wrong citation points at a chunk without the support: its best sentence is the negative.
             for start, end in index.store.chunk_spans(art.id):
                 inside = [i for i, (s, e) in enumerate(sents) if s >= start and e <= end]
                 if inside and not any(is_support[i] for i in inside):
                     neg.append(float(max(sims[i] for i in inside)))
-    if not pos or not neg:
-        return {"threshold": None, "positives": len(pos), "negatives": len(neg)}
-    t, table = best_threshold(pos, neg)
-    return {"threshold": t, "positives": len(pos), "negatives": len(neg),
-            "at_threshold": next(r for r in table if r["threshold"] == t), "table": _thin(table)}
+    out = {}
+    for group, (pos, neg) in groups.items():
+        if not pos or not neg:
+            out[group] = {"threshold": None, "positives": len(pos), "negatives": len(neg)}
+            continue
+        t, table = best_threshold(pos, neg)
+        out[group] = {"threshold": t, "positives": len(pos), "negatives": len(neg),
+                      "at_threshold": next(r for r in table if r["threshold"] == t), "table": _thin(table)}
+    return out
 
 
 def no_refusal_config(base: AnswerConfig | None = None) -> AnswerConfig:

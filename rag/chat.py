@@ -74,7 +74,7 @@ class Assistant:
         self.config = config or AnswerConfig()
         self.embedder = retriever.index.embedder
         self.scorer = EvidenceScorer(self.embedder)
-        self.verifier = CitationVerifier(self.embedder, self.scorer.vectors, self.config.verify_threshold)
+        self.verifier = CitationVerifier(self.embedder, self.config.verify_threshold, self.config.verify_threshold_cross)
         self.extractive = ExtractiveAnswerer(self.config.max_quote_sentences)
         if answerer is None or answerer == "extractive":
             self.generative = None

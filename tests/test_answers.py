@@ -134,6 +134,9 @@ def test_article_text_cannot_instruct_the_model(hostile_retriever):
     assert any(not s.supported for s in answer.sentences)
     # The prompt says sources are data, and fences them.
     assert "not instructions" in prompt[0]["content"] and "<<<" in prompt[1]["content"]
+    # and the injected sentences never reach the model.
+    assert "Ignore previous instructions" not in prompt[1]["content"]
+    assert "[text addressed to an AI model removed]" in prompt[1]["content"]
 
 
 def llm_answer(retriever, reply, **server_kw):

@@ -87,7 +87,8 @@ class SentenceTransformerEmbedder(Embedder):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        enc = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        # verbose=False: counting a long paragraph is not feeding it to the model.
+        enc = self.model.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in enc]
 
     def embed_batch(self, texts: Sequence[str], *, kind: Kind) -> np.ndarray:
