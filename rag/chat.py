@@ -73,8 +73,10 @@ class Assistant:
         self.retriever = retriever
         self.config = config or AnswerConfig()
         self.embedder = retriever.index.embedder
-        self.scorer = EvidenceScorer(self.embedder)
-        self.verifier = CitationVerifier(self.embedder, self.config.verify_threshold, self.config.verify_threshold_cross)
+        store = retriever.index.store
+        self.scorer = EvidenceScorer(self.embedder, store=store)
+        self.verifier = CitationVerifier(self.embedder, self.config.verify_threshold, self.config.verify_threshold_cross,
+                                         store=store)
         self.extractive = ExtractiveAnswerer(self.config.max_quote_sentences)
         if answerer is None or answerer == "extractive":
             self.generative = None

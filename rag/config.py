@@ -9,6 +9,7 @@ from pathlib import Path
 from rag.errors import ConfigError
 
 FAISS_KINDS = ("flat", "hnsw")
+RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
 
 
 def default_cache_dir() -> Path:
@@ -39,6 +40,10 @@ class Config:
     cache_dir: Path = field(default_factory=default_cache_dir)
     #: articles embedded and committed together during ingestion
     commit_every: int = 64
+    #: how chunks are found: dense vectors, BM25, or both fused (query time only)
+    retrieval: str = "hybrid"
+    #: re-score the top candidates by their best sentence (query time only)
+    rerank: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir))
@@ -51,6 +56,8 @@ class Config:
             raise ConfigError(
                 f"chunk_overlap must be between 0 and half the chunk size ({self.chunk_size // 2}), got {self.chunk_overlap}"
             )
+        if self.retrieval not in RETRIEVAL_MODES:
+            raise ConfigError(f"retrieval must be one of {', '.join(RETRIEVAL_MODES)}, got {self.retrieval!r}")
         if self.faiss_index not in FAISS_KINDS:
             raise ConfigError(f"faiss_index must be one of {', '.join(FAISS_KINDS)}, got {self.faiss_index!r}")
         for name in ("hnsw_m", "hnsw_ef_search", "batch_size", "commit_every"):
@@ -71,6 +78,7 @@ class Config:
             "faiss_index": "RAG_FAISS_INDEX",
             "threads": "RAG_THREADS",
             "batch_size": "RAG_BATCH_SIZE",
+            "retrieval": "RAG_RETRIEVAL",
         }
         types = {f.name: f.type for f in fields(cls)}
         for name, var in env.items():

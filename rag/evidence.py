@@ -51,10 +51,16 @@ class Evidence:
 
 
 class SentenceVectors:
-    """An LRU cache of sentence embeddings keyed by (article id, start, end)."""
+    """Sentence embeddings keyed by (article id, start, end): an in-memory LRU in front
+    of the store's on-disk cache (when a store is given), filled on first use.
 
-    def __init__(self, embedder, capacity: int = 50_000):
+    ``kind`` names what was embedded (``title``: title + sentence; ``plain``: the sentence).
+    """
+
+    def __init__(self, embedder, store=None, kind: str = "title", capacity: int = 50_000):
         self._embedder = embedder
+        self._store = store
+        self._kind = kind
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
@@ -62,11 +68,21 @@ class SentenceVectors:
     def get(self, keys: Sequence[tuple], texts: Sequence[str]) -> np.ndarray:
         with self._lock:
             missing = [i for i, k in enumerate(keys) if k not in self._cache]
-        if missing:
-            vecs = self._embedder.embed_passages([texts[i] for i in missing])
+        if missing and self._store is not None:
+            found = self._store.sentence_vectors([keys[i] for i in missing], self._kind)
             with self._lock:
-                for i, v in zip(missing, vecs):
-                    self._cache[keys[i]] = v
+                self._cache.update(found)
+            missing = [i for i in missing if keys[i] not in found]
+        if missing:
+            # The same sentence can come twice (overlapping chunks): embed it once.
+            todo = list(dict.fromkeys(keys[i] for i in missing))
+            text_of = {keys[i]: texts[i] for i in missing}
+            vecs = self._embedder.embed_passages([text_of[k] for k in todo])
+            if self._store is not None:
+                self._store.save_sentence_vectors(list(zip(todo, vecs)), self._kind)
+            with self._lock:
+                for k, v in zip(todo, vecs):
+                    self._cache[k] = v
                 while len(self._cache) > self._capacity:
                     self._cache.popitem(last=False)
         with self._lock:
@@ -87,9 +103,9 @@ class EvidenceScorer:
         chunk_weight: weight of the retrieval score of the sentence's chunk.
     """
 
-    def __init__(self, embedder, *, lexical_weight: float = 0.15, chunk_weight: float = 0.25):
+    def __init__(self, embedder, *, store=None, lexical_weight: float = 0.15, chunk_weight: float = 0.25):
         self.embedder = embedder
-        self.vectors = SentenceVectors(embedder)
+        self.vectors = SentenceVectors(embedder, store, "title")
         self.lexical_weight = lexical_weight
         self.chunk_weight = chunk_weight
 

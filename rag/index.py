@@ -3,8 +3,9 @@
 Layout of ``index/``::
 
     manifest.json            how it was built (format, embedder, chunking, FAISS), counts, checksum
-    store.sqlite             articles, chunk offsets and vectors (the source of truth)
+    store.sqlite             articles, chunk offsets, vectors and BM25 terms (the source of truth)
     vectors-<gen>.faiss      the FAISS index for store generation <gen>
+    lexical-<gen>.npz        the BM25 matrix for store generation <gen>
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class Index:
         self.manifest = manifest
         self._embedder = None
         self._chunker = None
+        self._lexical = None
+        self._lexical_gen = -1
         self._lock = threading.RLock()
 
     # -- opening ----------------------------------------------------------
@@ -268,13 +271,16 @@ class Index:
             return 0
         from rag.chunking import embedding_text
 
+        from rag.analysis import detect_language, terms
+
         chunk_lists = self.chunker.chunk_many(todo)
         items = []
         texts = [embedding_text(a.title, c.text) for a, cl in zip(todo, chunk_lists) for c in cl]
         vecs = self.embedder.embed_passages(texts) if texts else np.zeros((0, self.vectors_dim), np.float32)
         i = 0
         for a, cl in zip(todo, chunk_lists):
-            items.append((a, cl, vecs[i : i + len(cl)]))
+            lang = detect_language(a.title + "\n" + a.text[:3000])
+            items.append((a, cl, vecs[i : i + len(cl)], [terms(t, lang) for t in texts[i : i + len(cl)]], lang))
             i += len(cl)
         with self._lock:
             removed, added = self.store.write(items, _now())
@@ -316,11 +322,33 @@ class Index:
             self._persist()
         return True
 
+    @property
+    def lexical(self):
+        """The BM25 index of the chunks (loaded or rebuilt for the current generation)."""
+        from rag.lexical import BM25Index, lexical_filename
+
+        with self._lock:
+            gen = self.store.generation
+            if self._lexical is None or self._lexical_gen != gen:
+                path = self.path / lexical_filename(gen)
+                if path.exists():
+                    self._lexical = BM25Index.load(path)
+                else:
+                    ids, docs = self.store.all_terms()
+                    self._lexical = BM25Index.build(ids, docs)
+                self._lexical_gen = gen
+            return self._lexical
+
     def _persist(self) -> None:
+        from rag.lexical import lexical_filename
+
         gen = self.store.generation
         target = self.path / vectors_filename(gen)
         if not target.exists():
             self.vectors.save(target)
+        lex_path = self.path / lexical_filename(gen)
+        if not lex_path.exists():
+            self.lexical.save(lex_path)
         self.manifest = self._manifest()
         atomic_write_json(self.path / MANIFEST, self.manifest)
         _drop_old_vector_files(self.path, gen)
@@ -416,9 +444,11 @@ class Index:
 
 
 def _drop_old_vector_files(path: Path, keep_generation: int) -> None:
-    keep = vectors_filename(keep_generation)
-    for p in path.glob("vectors-*.faiss"):
-        if p.name != keep:
+    from rag.lexical import lexical_filename
+
+    keep = {vectors_filename(keep_generation), lexical_filename(keep_generation)}
+    for p in [*path.glob("vectors-*.faiss"), *path.glob("lexical-*.npz")]:
+        if p.name not in keep:
             p.unlink(missing_ok=True)
 
 

@@ -7,9 +7,13 @@ import re
 import unicodedata
 from pathlib import Path
 
+import numpy as np
+
+from rag.analysis import detect_language, terms
 from rag.config import Config
 from rag.errors import InputError
 from rag.index import Index
+from rag.lexical import lexical_weight, rrf
 from rag.store import Filters
 from rag.types import Hit
 
@@ -43,17 +47,33 @@ def clean_query(query: str, max_chars: int = MAX_QUERY_CHARS) -> str:
 class Retriever:
     """Finds the chunks of indexed articles closest to a question.
 
-    Works across languages: the default embedder places an English question near
-    the French passage that answers it.
+    Modes: ``dense`` (embeddings), ``bm25`` (French-aware lexical), ``hybrid``
+    (both, fused by reciprocal rank with the lexical side weighted by whether the
+    question shares the passages' language). With ``rerank``, the top candidates are
+    re-scored by their best sentence. ``Hit.score`` is always the cosine similarity
+    of question and chunk, whatever decided the order, so thresholds keep one scale.
     """
 
-    def __init__(self, index: Index):
+    def __init__(self, index: Index, *, mode: str | None = None, rerank: bool | None = None,
+                 candidates: int = 30, rerank_depth: int = 12, sentence_weight: float = 0.5,
+                 cross_lexical_weight: float = 0.0):
+        from rag.config import RETRIEVAL_MODES
+
         self.index = index
+        self.mode = mode or index.config.retrieval
+        if self.mode not in RETRIEVAL_MODES:
+            raise ValueError(f"mode must be one of {', '.join(RETRIEVAL_MODES)}, got {self.mode!r}")
+        self.rerank = index.config.rerank if rerank is None else rerank
+        self.candidates = candidates
+        self.rerank_depth = rerank_depth
+        self.sentence_weight = sentence_weight
+        self.cross_lexical_weight = cross_lexical_weight
+        self._sentences = None
 
     @classmethod
-    def load(cls, path: str | Path = "index", config: Config | None = None) -> "Retriever":
+    def load(cls, path: str | Path = "index", config: Config | None = None, **options) -> "Retriever":
         """Open the index at ``path`` for retrieval (see :meth:`Index.open`)."""
-        return cls(Index.open(path, config))
+        return cls(Index.open(path, config), **options)
 
     def warm_up(self) -> None:
         self.index.embedder.warm_up()
@@ -85,15 +105,85 @@ class Retriever:
                 return []
         vec = self.index.embedder.embed_query(text) if query_vector is None else query_vector
         with self.index._lock:
-            ids, scores = self.index.vectors.search(vec, k, allowed)
+            ids, cosines = self._rank(text, vec, k, allowed)
             rows = self.index.store.chunk_rows(ids)
         hits = []
-        for cid, score in zip(ids, scores):
+        for cid in ids:
             r = rows.get(cid)
             if r is None:  # removed since the vectors were loaded
                 continue
-            hits.append(Hit(r.article_id, r.title, r.date, r.source, r.url, cid, score, r.text, r.start, r.end))
+            hits.append(Hit(r.article_id, r.title, r.date, r.source, r.url, cid, cosines[cid], r.text, r.start, r.end))
         return hits
+
+    def _rank(self, text: str, vec: np.ndarray, k: int, allowed) -> tuple[list[int], dict[int, float]]:
+        index = self.index
+        if self.mode == "dense" and not self.rerank:
+            ids, scores = index.vectors.search(vec, k, allowed)
+            return ids, dict(zip(ids, scores))
+        n = max(k, self.candidates)
+        dense_ids, dense_scores = ([], []) if self.mode == "bm25" else index.vectors.search(vec, n, allowed)
+        cosines = dict(zip(dense_ids, dense_scores))
+        order = list(dense_ids)
+        if self.mode != "dense":
+            lang = detect_language(text)
+            q_terms = terms(text, lang)
+            lexical = index.lexical
+            lex_ids, _ = lexical.search(q_terms, n, allowed)
+            lex_ids = [int(i) for i in lex_ids]
+            if self.mode == "bm25":
+                order = lex_ids
+            else:
+                langs = self._languages(dense_ids[:5])
+                same = not langs or max(set(langs), key=langs.count) == lang
+                weight = lexical_weight(lexical.coverage(q_terms), same, cross=self.cross_lexical_weight)
+                fused = rrf([(dense_ids, 1.0), (lex_ids, weight)])
+                order = sorted(fused, key=lambda c: -fused[c])
+            missing = [c for c in order[: max(k, self.rerank_depth)] if c not in cosines]
+            for cid, v in index.store.vectors_for(missing, index.vectors_dim).items():
+                cosines[cid] = float(v @ vec)
+        if self.rerank:
+            order = self._rerank(order, vec, cosines, k)
+        order = [c for c in order if c in cosines][:k]
+        return order, cosines
+
+    def _languages(self, chunk_ids: list[int]) -> list[str]:
+        """Languages of the chunks' articles (detected from the text for stores that lack them)."""
+        known = self.index.store.languages(chunk_ids)
+        unknown = [c for c, lang in known.items() if not lang]
+        if unknown:
+            rows = self.index.store.chunk_rows(unknown)
+            known.update({c: detect_language(r.title + " " + r.text) for c, r in rows.items()})
+        return [x for x in known.values() if x]
+
+    def _rerank(self, order: list[int], vec: np.ndarray, cosines: dict[int, float], k: int) -> list[int]:
+        """Re-score the top candidates by chunk similarity blended with their best sentence's."""
+        from rag.chunking import embedding_text, split_sentences
+        from rag.evidence import SentenceVectors
+
+        depth = max(k, self.rerank_depth)
+        top = [c for c in order[:depth] if c in cosines]
+        if self._sentences is None:
+            self._sentences = SentenceVectors(self.index.embedder, self.index.store, "title")
+        rows = self.index.store.chunk_rows(top)
+        keys, texts, owner = [], [], []
+        for cid in top:
+            r = rows.get(cid)
+            if r is None:
+                continue
+            for s, e in split_sentences(r.text):
+                keys.append((r.article_id, r.start + s, r.start + e))
+                texts.append(embedding_text(r.title, r.text[s:e]))
+                owner.append(cid)
+        if not keys:
+            return order
+        sims = self._sentences.get(keys, texts) @ np.asarray(vec, dtype=np.float32)
+        best: dict[int, float] = {}
+        for cid, sim in zip(owner, sims):
+            best[cid] = max(best.get(cid, -1.0), float(sim))
+        w = self.sentence_weight
+        # Rank prior: keep the first stage's order as a tie-breaker.
+        score = {c: (1 - w) * cosines[c] + w * best.get(c, cosines[c]) - 0.001 * i for i, c in enumerate(top)}
+        return sorted(top, key=lambda c: -score[c]) + order[depth:]
 
     def as_llama_index(self, k: int = 5, filters: Filters | dict | None = None):
         """This retriever as a llama-index ``BaseRetriever`` (for query engines)."""

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS articles (
     heading TEXT,
     origin TEXT,
     checksum TEXT NOT NULL,
-    added_at TEXT NOT NULL
+    added_at TEXT NOT NULL,
+    lang TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_date ON articles(date_key);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
@@ -52,9 +53,20 @@ CREATE TABLE IF NOT EXISTS chunks (
     position INTEGER NOT NULL,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    -- analyzed terms for BM25, space-separated (rag.analysis.terms)
+    terms TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+-- A cache of sentence embeddings (answer evidence, re-ranking), filled on first use.
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (article_id, start, end, kind)
+);
 """
 
 
@@ -144,10 +156,18 @@ class Store:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = FULL")
                 self._db.executescript(_SCHEMA)
+                self._migrate()
             self._db.execute("SELECT count(*) FROM meta").fetchone()
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"cannot read the article store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        """Add columns that stores written by earlier versions lack (values filled lazily)."""
+        for table, column in (("articles", "lang"), ("chunks", "terms")):
+            cols = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in cols:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -223,6 +243,71 @@ class Store:
             rows = self._db.execute(q, list(chunk_ids)).fetchall()
         return {r[0]: ChunkRow(*r) for r in rows}
 
+    def all_terms(self) -> tuple[np.ndarray, list[list[str]]]:
+        """Every chunk id with its analyzed terms (computed from the text where missing)."""
+        from rag.analysis import terms as analyze
+        from rag.chunking import embedding_text
+
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.id, c.terms, a.title, substr(a.text, c.start + 1, c.end - c.start), a.lang "
+                "FROM chunks c JOIN articles a ON a.id = c.article_id ORDER BY c.id"
+            ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        docs = [r[1].split() if r[1] is not None else analyze(embedding_text(r[2], r[3]), r[4]) for r in rows]
+        return ids, docs
+
+    def vectors_for(self, chunk_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
+        if not chunk_ids:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(chunk_ids))})", list(chunk_ids)
+            ).fetchall()
+        return {int(r[0]): np.frombuffer(r[1], dtype=np.float32, count=dim) for r in rows}
+
+    def languages(self, chunk_ids: Sequence[int]) -> dict[int, str | None]:
+        if not chunk_ids:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.id, a.lang FROM chunks c JOIN articles a ON a.id = c.article_id "
+                f"WHERE c.id IN ({','.join('?' * len(chunk_ids))})", list(chunk_ids)
+            ).fetchall()
+        return {int(a): b for a, b in rows}
+
+    def sentence_vectors(self, keys: Sequence[tuple[str, int, int]], kind: str) -> dict[tuple, np.ndarray]:
+        """Cached sentence vectors for (article id, start, end) keys."""
+        out: dict[tuple, np.ndarray] = {}
+        by_article: dict[str, list] = {}
+        for k in keys:
+            by_article.setdefault(k[0], []).append(k)
+        with self._lock:
+            for aid, ks in by_article.items():
+                for a, st, en, blob in self._db.execute(
+                    "SELECT article_id, start, end, vector FROM sentence_vectors WHERE article_id = ? AND kind = ?",
+                    (aid, kind),
+                ):
+                    out[(a, st, en)] = np.frombuffer(blob, dtype=np.float32)
+        return {k: out[k] for k in keys if k in out}
+
+    def save_sentence_vectors(self, items: Sequence[tuple[tuple[str, int, int], np.ndarray]], kind: str) -> None:
+        """Add to the sentence cache. Best effort: a busy database only costs a recomputation later."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO sentence_vectors(article_id, start, end, kind, vector) "
+                    "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM articles WHERE id = ?)",
+                    [(k[0], k[1], k[2], kind, np.asarray(v, dtype=np.float32).tobytes(), k[0]) for k, v in items],
+                )
+                self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            log.info("sentence vectors not cached on disk (%s)", exc)
+            with self._lock:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+
     def chunk_spans(self, article_id: str) -> list[tuple[int, int]]:
         """The (start, end) offsets of an article's chunks, in order."""
         with self._lock:
@@ -270,8 +355,11 @@ class Store:
             last = rows[-1][0]
 
     # -- writes -----------------------------------------------------------
-    def write(self, items: Sequence[tuple[Article, list[Chunk], np.ndarray]], now: str) -> tuple[list[int], list[int]]:
+    def write(self, items: Sequence[tuple], now: str) -> tuple[list[int], list[int]]:
         """Insert or replace articles with their chunks and vectors in one transaction.
+
+        Each item is ``(article, chunks, vectors)`` or ``(article, chunks, vectors, terms, lang)``
+        with ``terms`` one list of analyzed terms per chunk.
 
         Returns:
             (chunk ids removed from replaced articles, chunk ids added), in order.
@@ -281,19 +369,24 @@ class Store:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for article, chunks, vectors in items:
+                for item in items:
+                    article, chunks, vectors = item[:3]
+                    terms = item[3] if len(item) > 3 else [None] * len(chunks)
+                    lang = item[4] if len(item) > 4 else None
                     removed += [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE article_id = ?", (article.id,))]
                     self._db.execute("DELETE FROM chunks WHERE article_id = ?", (article.id,))
+                    self._db.execute("DELETE FROM sentence_vectors WHERE article_id = ?", (article.id,))
                     self._db.execute(
-                        "INSERT OR REPLACE INTO articles(id, title, text, date, date_key, source, url, heading, origin, checksum, added_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT OR REPLACE INTO articles(id, title, text, date, date_key, source, url, heading, origin, checksum, added_at, lang) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (article.id, article.title, article.text, article.date, date_key(article.date), article.source,
-                         article.url, article.heading, article.origin, article.checksum, now),
+                         article.url, article.heading, article.origin, article.checksum, now, lang),
                     )
-                    for chunk, vec in zip(chunks, vectors):
+                    for chunk, vec, t in zip(chunks, vectors, terms):
                         cur = self._db.execute(
-                            "INSERT INTO chunks(article_id, position, start, end, vector) VALUES (?, ?, ?, ?, ?)",
-                            (article.id, chunk.position, chunk.start, chunk.end, np.asarray(vec, dtype=np.float32).tobytes()),
+                            "INSERT INTO chunks(article_id, position, start, end, vector, terms) VALUES (?, ?, ?, ?, ?, ?)",
+                            (article.id, chunk.position, chunk.start, chunk.end, np.asarray(vec, dtype=np.float32).tobytes(),
+                             " ".join(t) if t is not None else None),
                         )
                         added.append(int(cur.lastrowid))
                 self._bump_generation()

@@ -36,6 +36,8 @@ MAX_SOURCES = 20
 #: Longest article text put in a card's "whole article" section (the chat history
 #: travels between browser and server at every turn).
 MAX_ARTICLE_CHARS_SHOWN = 30_000
+#: A related passage (under a refusal) is shown up to this length; the whole article is a click away.
+RELATED_CHARS_SHOWN = 320
 
 EXAMPLES = [
     "Who coordinates the coalition?",
@@ -436,9 +438,16 @@ def _citation_card(c: Citation, article: Article | None) -> str:
 
 def _related_card(h: Hit, article: Article | None) -> str:
     head = _card_head("~", h.title, h.date, h.source, h.url)
-    body = f"<blockquote class='rag-para'>{esc(h.text)}</blockquote>"
+    body = f"<blockquote class='rag-para'>{esc(_shorten(h.text, RELATED_CHARS_SHOWN))}</blockquote>"
     whole = _whole_article(article, h.start, h.end, mark=False) if article else ""
     return f"<div class='rag-card rag-card-related'>{head}{body}{whole}</div>"
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit].rstrip() + " …"
 
 
 def _card_head(n: str, title: str, date: str | None, source: str | None, url: str | None) -> str:
@@ -686,7 +695,7 @@ def build_app(backend: Backend):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=4):
                         chatbot = gr.Chatbot(
-                            elem_id="rag-chat", label="Conversation", height=620, buttons=["copy", "copy_all"],
+                            elem_id="rag-chat", label="Conversation", show_label=False, height=620, buttons=["copy", "copy_all"],
                             render_markdown=False, sanitize_html=True, allow_tags=False, latex_delimiters=[],
                             feedback_options=None, group_consecutive_messages=False, layout="bubble",
                             placeholder="Ask a question about the articles, or pick an example below.",
@@ -701,7 +710,7 @@ def build_app(backend: Backend):
                         gr.Markdown("### Settings")
                         answerer = gr.Radio(backend.answerers, value="extractive", label="Answerer",
                                             info=None if backend.llm_name else "Start with --llm SPEC for a language model.")
-                        k = gr.Slider(1, MAX_SOURCES, value=backend.default_k, step=1, label="Number of sources (passages retrieved)")
+                        k = gr.Slider(1, MAX_SOURCES, value=backend.default_k, step=1, label="Sources to retrieve")
                         date_from = gr.Textbox(label="From date", placeholder="YYYY-MM-DD")
                         date_to = gr.Textbox(label="To date", placeholder="YYYY-MM-DD")
                         show_timings = gr.Checkbox(value=True, label="Show timings")

@@ -49,11 +49,11 @@ class Verified:
 class CitationVerifier:
     """Checks answer sentences against the numbered sources they cite."""
 
-    def __init__(self, embedder, threshold: float, threshold_cross: float | None = None):
+    def __init__(self, embedder, threshold: float, threshold_cross: float | None = None, *, store=None):
         self.embedder = embedder
         # Plain sentences, without the title used for retrieval: the title makes every
         # sentence of an article look alike, which is what verification must tell apart.
-        self.vectors = SentenceVectors(embedder)
+        self.vectors = SentenceVectors(embedder, store, "plain")
         self.threshold = threshold
         self.threshold_cross = threshold if threshold_cross is None else threshold_cross
 
