@@ -43,7 +43,7 @@ class Config:
     #: how chunks are found: dense vectors, BM25, or both fused (query time only)
     retrieval: str = "hybrid"
     #: re-score the top candidates by their best sentence (query time only)
-    rerank: bool = True
+    rerank: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir))
