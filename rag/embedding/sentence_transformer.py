@@ -63,6 +63,10 @@ class SentenceTransformerEmbedder(Embedder):
             import torch
             from sentence_transformers import SentenceTransformer
 
+            from transformers.utils import logging as hf_logging
+
+            # Progress bars belong to the edges; a library load stays quiet.
+            hf_logging.disable_progress_bar()
             torch.set_num_threads(self._threads or os.cpu_count() or 1)
             where = str(self._locate())
             log.info("loading embedding model %s from %s", self.model_id, where)
