@@ -14,13 +14,18 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export OMP_WAIT_POLICY := PASSIVE
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test install index bench clean
+.PHONY: run test install browser index bench clean
 
 run: $(STAMP) $(INDEX)/manifest.json
 	$(BIN)/python app.py --index $(INDEX)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The UI tests drive Debian's Chromium (playwright's own browser download cannot work offline).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 install: $(STAMP)
 

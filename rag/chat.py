@@ -112,15 +112,16 @@ class Assistant:
         out = self.generative.llm.complete(msgs, max_tokens=80).strip().strip('"')
         return clean_query(out.splitlines()[0]) if out else question
 
-    def ask(self, question: str, history: History | None = None, *, filters=None) -> Answer:
+    def ask(self, question: str, history: History | None = None, *, filters=None, k: int | None = None) -> Answer:
         """Answer ``question`` (see :meth:`stream` for the stages)."""
         answer = None
-        for item in self.stream(question, history, filters=filters):
+        for item in self.stream(question, history, filters=filters, k=k):
             if isinstance(item, Answer):
                 answer = item
         return answer
 
-    def stream(self, question: str, history: History | None = None, *, filters=None) -> Iterator[str | Answer]:
+    def stream(self, question: str, history: History | None = None, *, filters=None,
+               k: int | None = None) -> Iterator[str | Answer]:
         """Yield the answer's text in pieces as it is produced, then the final :class:`Answer`.
 
         With an LLM, the pieces are the model's raw words; the final Answer holds
@@ -140,7 +141,7 @@ class Assistant:
 
         t = time.perf_counter()
         qvec = self.embedder.embed_query(standalone)
-        hits = self.retriever.retrieve(standalone, k=self.config.k, filters=filters, query_vector=qvec)
+        hits = self.retriever.retrieve(standalone, k=k or self.config.k, filters=filters, query_vector=qvec)
         timings["retrieve"] = _ms(t)
 
         t = time.perf_counter()

@@ -435,6 +435,8 @@ class Index:
         new.add(list(old.store.iter_articles()), progress=progress)
         old.close()
         new.close()
+        if (path / "uploads").is_dir():  # files added through the app live with the index
+            shutil.move(str(path / "uploads"), str(tmp / "uploads"))
         backup = path.with_name(path.name + ".old")
         shutil.rmtree(backup, ignore_errors=True)
         path.rename(backup)

@@ -10,7 +10,6 @@ chatbot does not render Markdown, so article text cannot smuggle links or images
 in either. Gradio is imported inside functions: ``from rag import ui`` is cheap.
 """
 
-import copy
 import html
 import logging
 import re
@@ -18,7 +17,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.articles import SUPPORTED_SUFFIXES, article_from_text, read_articles
@@ -116,7 +115,6 @@ class Backend:
             self.llm_name = self._base["llm"].answerer_name
         self.default_k = config.k
         self.max_upload_bytes = max_upload_bytes
-        self._assistants: dict[tuple[str, int], object] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
 
@@ -146,31 +144,26 @@ class Backend:
         """(label, value) pairs of the answerers on offer."""
         out = [("Extractive (quotes the articles)", "extractive")]
         if self.llm_name:
-            out.append((f"Language model ({self.llm_name})", "llm"))
+            # "llm:openai:http://host/v1#qwen" -> "qwen"; "llm:llama-cpp:/models/x.gguf" -> "x.gguf"
+            short = self.llm_name.rpartition("#")[2] if "#" in self.llm_name else self.llm_name.rpartition("/")[2]
+            out.append((f"Language model ({short})", "llm"))
         return out
 
-    def assistant(self, answerer: str = "extractive", k: int | None = None):
-        """The assistant for ``answerer`` retrieving ``k`` chunks (built once per pair).
+    def assistant(self, answerer: str = "extractive"):
+        """The assistant for ``answerer`` (built once, shared by all sessions)."""
+        if answerer not in self._base:
+            known = ", ".join(self._base)
+            hint = "" if answerer != "llm" else " (start the app with --llm SPEC to use a language model)"
+            raise InputError(f"unknown answerer {answerer!r}: use {known}{hint}")
+        return self._base[answerer]
 
-        Copies share the base assistant's sentence-vector cache and model client.
-        """
+    def _check_k(self, k) -> int:
         k = self.default_k if k is None else k
         if isinstance(k, float) and k.is_integer():
             k = int(k)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SOURCES:
             raise InputError(f"the number of sources must be a whole number from 1 to {MAX_SOURCES}, got {k!r}")
-        if answerer not in self._base:
-            known = ", ".join(self._base)
-            hint = "" if answerer != "llm" else " (start the app with --llm SPEC to use a language model)"
-            raise InputError(f"unknown answerer {answerer!r}: use {known}{hint}")
-        with self._lock:
-            key = (answerer, k)
-            if key not in self._assistants:
-                base = self._base[answerer]
-                a = copy.copy(base)
-                a.config = replace(base.config, k=k)
-                self._assistants[key] = a
-            return self._assistants[key]
+        return k
 
     def stream(self, question: str, history=None, *, answerer: str = "extractive", k: int | None = None,
                date_from: str | None = None, date_to: str | None = None) -> Iterator[str | Answer]:
@@ -179,7 +172,8 @@ class Backend:
 
         question = clean_query(question)
         filters = make_filters(date_from, date_to)
-        return self.assistant(answerer, k).stream(question, history, filters=filters)
+        k = self._check_k(k)
+        return self.assistant(answerer).stream(question, history, filters=filters, k=k)
 
     def ask(self, question: str, **kw) -> Answer:
         answer = None
@@ -216,7 +210,10 @@ class Backend:
         article = article_from_text(title, text, date=_blank_to_none(date), source=_blank_to_none(source),
                                     url=_blank_to_none(url), origin="web UI (pasted)")
         with self._write_lock:
-            return article, self.index.add([article])
+            report = self.index.add([article])
+        log.info("pasted article %s (%s): %d chunks", article.id, "new" if report.added else "known",
+                 report.chunks_added)
+        return article, report
 
     def add_uploads(self, files: Sequence[str | Path], *, names: Sequence[str] | None = None,
                     progress: Callable[[int, int, str], None] | None = None) -> AddReport:
@@ -246,8 +243,11 @@ class Backend:
             try:
                 for p, n, suffix in zip(paths, names, suffixes):
                     dest = uploads / safe_upload_name(n, suffix)
-                    shutil.copyfile(p, dest)
                     saved.append(dest)
+                    try:
+                        shutil.copyfile(p, dest)
+                    except OSError as exc:
+                        raise RagError(f"{n}: the upload could not be saved ({exc.strerror or exc})") from exc
                 shown = {str(d): n for d, n in zip(saved, names)}
                 articles, problems = [], []
                 for item in read_articles(saved):
@@ -255,7 +255,8 @@ class Backend:
                         articles.append(item)
                     else:
                         where = shown.get(item.path, Path(item.path).name)
-                        problems.append(f"{where}{'' if item.line is None else f' (record {item.line})'}: {item.reason}")
+                        record = "" if item.line is None else f" (record {item.line})"
+                        problems.append(f"{where}{record}: {item.reason}")
                 if problems:
                     raise InputError("nothing was added: " + "; ".join(problems))
                 if not articles:
@@ -269,6 +270,8 @@ class Backend:
                 for d in saved:
                     d.unlink(missing_ok=True)
                 raise
+        log.info("uploads %s: %d added, %d updated, %d unchanged", [d.name for d in saved], len(report.added),
+                 len(report.updated), len(report.unchanged))
         return report
 
     def _check_upload(self, path: Path, name: str) -> str:
@@ -280,7 +283,7 @@ class Backend:
         except OSError as exc:
             raise InputError(f"{name}: the upload cannot be read ({exc.strerror or exc})") from exc
         if size > self.max_upload_bytes:
-            raise InputError(f"{name} is {size / 1048576:.1f} MB; the limit is {self.max_upload_bytes / 1048576:.0f} MB")
+            raise InputError(f"{name} is {_fmt_bytes(size)}; the limit is {_fmt_bytes(self.max_upload_bytes)}")
         if size == 0:
             raise InputError(f"{name} is empty")
         return suffix
@@ -290,7 +293,10 @@ class Backend:
         if not article_id:
             raise InputError("give the id of the article to remove (click its row in the table)")
         with self._write_lock:
-            return self.index.remove(article_id)
+            removed = self.index.remove(article_id)
+        if removed:
+            log.info("removed article %s", article_id)
+        return removed
 
 
 def make_filters(date_from: str | None, date_to: str | None):
@@ -324,6 +330,12 @@ def safe_upload_name(client_name: str, suffix: str) -> str:
     stem = stem[: len(stem) - len(suffix)] if stem.lower().endswith(suffix) else stem
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60] or "upload"
     return f"{uuid.uuid4().hex[:12]}-{stem}{suffix}"
+
+
+def _fmt_bytes(n: int) -> str:
+    if n >= 1048576:
+        return f"{n / 1048576:.1f} MB".replace(".0 MB", " MB")
+    return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} bytes"
 
 
 def _blank_to_none(value: str | None) -> str | None:
@@ -509,18 +521,23 @@ def describe_report(report: AddReport, what: str = "") -> str:
 CSS = """
 /* answers keep their line breaks (the card HTML has none between tags) */
 #rag-chat .message-content .md { white-space: pre-line; }
-.rag-refused { border-left: 4px solid #d97706; background: #fffbeb; color: #78350f; padding: 8px 10px; border-radius: 6px; }
-.rag-error { border-left: 4px solid #dc2626; background: #fef2f2; color: #7f1d1d; padding: 8px 10px; border-radius: 6px; }
-.rag-badge { display: inline-block; font-size: 0.75em; font-weight: 700; text-transform: uppercase; letter-spacing: .04em;
-  background: #d97706; color: #fff; border-radius: 4px; padding: 1px 6px; margin-right: 6px; vertical-align: 1px; }
+.rag-refused { border-left: 4px solid #d97706; background: #fffbeb; color: #78350f; padding: 8px 10px;
+  border-radius: 6px; }
+.rag-error { border-left: 4px solid #dc2626; background: #fef2f2; color: #7f1d1d; padding: 8px 10px;
+  border-radius: 6px; }
+.rag-badge { display: inline-block; font-size: 0.75em; font-weight: 700; text-transform: uppercase;
+  letter-spacing: .04em; background: #d97706; color: #fff; border-radius: 4px; padding: 1px 6px;
+  margin-right: 6px; vertical-align: 1px; }
 .rag-error .rag-badge { background: #dc2626; }
 .rag-sources { font-size: 0.92em; }
-.rag-label { font-size: 0.78em; font-weight: 700; text-transform: uppercase; letter-spacing: .05em; color: #6b7280; margin: 2px 0 6px; }
+.rag-label { font-size: 0.78em; font-weight: 700; text-transform: uppercase; letter-spacing: .05em; color: #6b7280;
+  margin: 2px 0 6px; }
 .rag-related .rag-label { color: #b45309; }
 .rag-card { border: 1px solid #e5e7eb; border-radius: 8px; padding: 8px 12px; margin: 0 0 8px; background: #fff; }
 .rag-card-related { border-style: dashed; border-color: #f59e0b; background: #fffdf7; }
 .rag-card-head { display: flex; gap: 8px; align-items: baseline; font-weight: 600; line-height: 1.3; }
-.rag-n { flex: none; min-width: 1.6em; text-align: center; border-radius: 999px; background: #4f46e5; color: #fff; font-size: .8em; padding: 0 6px; }
+.rag-n { flex: none; min-width: 1.6em; text-align: center; border-radius: 999px; background: #4f46e5; color: #fff;
+  font-size: .8em; padding: 0 6px; }
 .rag-card-related .rag-n { background: #f59e0b; }
 .rag-meta { color: #6b7280; font-size: .85em; margin: 2px 0 4px; }
 .rag-para { margin: 6px 0; padding: 0 0 0 10px; border-left: 3px solid #c7d2fe; color: #374151; font-style: normal; }
@@ -529,7 +546,8 @@ CSS = """
 .rag-card details summary { cursor: pointer; color: #4f46e5; font-size: .85em; }
 .rag-article { max-height: 320px; overflow-y: auto; font-size: .92em; color: #374151; padding-right: 6px; }
 .rag-article p { margin: 6px 0; }
-.rag-notice { border-left: 4px solid #2563eb; background: #eff6ff; color: #1e3a8a; padding: 6px 10px; border-radius: 6px; margin-bottom: 8px; }
+.rag-notice { border-left: 4px solid #2563eb; background: #eff6ff; color: #1e3a8a; padding: 6px 10px;
+  border-radius: 6px; margin-bottom: 8px; }
 .rag-timings { color: #9ca3af; font-size: .78em; margin-top: 4px; }
 .rag-status { padding: 8px 10px; border-radius: 6px; margin-top: 6px; }
 .rag-status-ok { background: #ecfdf5; color: #065f46; border-left: 4px solid #10b981; }
@@ -647,7 +665,8 @@ def build_app(backend: Backend):
         except RagError as exc:
             return gr.skip(), gr.skip(), render_status(str(exc), ok=False), gr.skip()
         if not removed:
-            return gr.skip(), gr.skip(), render_status(f"No article has the id {article_id.strip()!r}.", ok=False), gr.skip()
+            missing = render_status(f"No article has the id {article_id.strip()!r}.", ok=False)
+            return gr.skip(), gr.skip(), missing, gr.skip()
         return table(query), index_info(), render_status(f"Removed article {article_id.strip()}.", ok=True), ""
 
     def pick_row(evt: gr.SelectData):
@@ -695,7 +714,8 @@ def build_app(backend: Backend):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=4):
                         chatbot = gr.Chatbot(
-                            elem_id="rag-chat", label="Conversation", show_label=False, height=620, buttons=["copy", "copy_all"],
+                            elem_id="rag-chat", label="Conversation", show_label=False, height=620,
+                            buttons=["copy", "copy_all"],
                             render_markdown=False, sanitize_html=True, allow_tags=False, latex_delimiters=[],
                             feedback_options=None, group_consecutive_messages=False, layout="bubble",
                             placeholder="Ask a question about the articles, or pick an example below.",
@@ -709,7 +729,8 @@ def build_app(backend: Backend):
                     with gr.Column(scale=1, min_width=240):
                         gr.Markdown("### Settings")
                         answerer = gr.Radio(backend.answerers, value="extractive", label="Answerer",
-                                            info=None if backend.llm_name else "Start with --llm SPEC for a language model.")
+                                            info=None if backend.llm_name
+                                            else "Start with --llm SPEC for a language model.")
                         k = gr.Slider(1, MAX_SOURCES, value=backend.default_k, step=1, label="Sources to retrieve")
                         date_from = gr.Textbox(label="From date", placeholder="YYYY-MM-DD")
                         date_to = gr.Textbox(label="To date", placeholder="YYYY-MM-DD")
@@ -728,7 +749,7 @@ def build_app(backend: Backend):
                 with gr.Row(equal_height=False):
                     with gr.Column():
                         gr.Markdown(f"### Add files\n{', '.join(UPLOAD_SUFFIXES)} · up to "
-                                    f"{backend.max_upload_bytes // 1048576} MB each")
+                                    f"{_fmt_bytes(backend.max_upload_bytes)} each")
                         files = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
                                         label="Article files", elem_id="rag-files")
                         add_files_btn = gr.Button("Index the files", variant="primary", elem_id="rag-add-files")
