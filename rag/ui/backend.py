@@ -1,0 +1,326 @@
+"""The web UI's work, without Gradio: one index, the assistants over it, uploads and the library.
+
+:class:`Backend` is shared by every browser session and API call; :mod:`rag.ui.layout`
+only wires it to the page. :class:`UIConfig` says how the app is served.
+"""
+
+import logging
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.articles import SUPPORTED_SUFFIXES, article_from_text, read_articles
+from rag.config import AnswerConfig
+from rag.errors import ConfigError, InputError, RagError
+from rag.types import AddReport, Answer, Article, Hit
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: What the upload box takes: the single-file formats and (J)JSON, not gzip.
+UPLOAD_SUFFIXES = tuple(s for s in SUPPORTED_SUFFIXES if not s.endswith(".gz"))
+UPLOADS_DIR = "uploads"
+MAX_SOURCES = 20
+
+
+# -- configuration -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UIConfig:
+    """How the web app is served; built once by ``app.py`` from flags and environment."""
+
+    index_dir: Path = Path("index")
+    host: str = "127.0.0.1"
+    port: int = 7860
+    llm: str | None = None
+    concurrency: int = 2
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.max_upload_bytes < 1:
+            raise ConfigError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if not self.host.strip():
+            raise ConfigError("host must be an address to bind to, got an empty string")
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """``RAG_AUTH=user:password`` as a (user, password) pair; None when unset or empty.
+
+    Raises:
+        ConfigError: the value is set but is not ``user:password`` with both parts non-empty.
+    """
+    if value is None or not value.strip():
+        return None
+    user, colon, password = value.partition(":")
+    if not colon or not user.strip() or not password:
+        raise ConfigError("RAG_AUTH must be user:password (both non-empty), e.g. RAG_AUTH=editor:s3cret")
+    return user.strip(), password
+
+
+# -- the work ------------------------------------------------------------------
+
+
+class Backend:
+    """One index and the assistants over it, shared by every browser session and API call.
+
+    Writes (adding, removing) are serialized by a lock: the index allows one writer
+    at a time. Reads go on during a write; new articles are searchable as soon as
+    they are committed, with no restart.
+    """
+
+    def __init__(self, index, llm=None, answer_config: AnswerConfig | None = None,
+                 max_upload_bytes: int = MAX_UPLOAD_BYTES):
+        from rag.chat import Assistant
+        from rag.retriever import Retriever
+
+        self.index = index
+        self.retriever = Retriever(index)
+        config = answer_config or AnswerConfig()
+        self._base = {"extractive": Assistant(self.retriever, None, config)}
+        self.llm_name = None
+        if llm is not None:
+            self._base["llm"] = Assistant(self.retriever, llm, config)
+            self.llm_name = self._base["llm"].answerer_name
+        self.default_k = config.k
+        self.max_upload_bytes = max_upload_bytes
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, config: UIConfig) -> "Backend":
+        """Open the index and the language model (if any) that ``config`` names.
+
+        Raises:
+            IndexNotFoundError, IndexMismatchError, IndexCorruptError, ConfigError.
+        """
+        from rag.index import Index
+
+        llm = None
+        if config.llm:
+            from rag.llm import parse_llm_spec
+
+            llm = parse_llm_spec(config.llm, timeout=config.answer.llm_timeout)
+        return cls(Index.open(config.index_dir), llm, config.answer, config.max_upload_bytes)
+
+    def warm_up(self) -> None:
+        """Load the embedder and run it once, so the first question is as fast as the next."""
+        self.retriever.warm_up()
+        self.index.embedder.embed_query("warm-up")
+
+    @property
+    def answerers(self) -> list[tuple[str, str]]:
+        """(label, value) pairs of the answerers on offer."""
+        out = [("Extractive (quotes the articles)", "extractive")]
+        if self.llm_name:
+            # "llm:openai:http://host/v1#qwen" -> "qwen"; "llm:llama-cpp:/models/x.gguf" -> "x.gguf"
+            short = self.llm_name.rpartition("#")[2] if "#" in self.llm_name else self.llm_name.rpartition("/")[2]
+            out.append((f"Language model ({short})", "llm"))
+        return out
+
+    def assistant(self, answerer: str = "extractive"):
+        """The assistant for ``answerer`` (built once, shared by all sessions)."""
+        if answerer not in self._base:
+            known = ", ".join(self._base)
+            hint = "" if answerer != "llm" else " (start the app with --llm SPEC to use a language model)"
+            raise InputError(f"unknown answerer {answerer!r}: use {known}{hint}")
+        return self._base[answerer]
+
+    def _check_k(self, k) -> int:
+        k = self.default_k if k is None else k
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SOURCES:
+            raise InputError(f"the number of sources must be a whole number from 1 to {MAX_SOURCES}, got {k!r}")
+        return k
+
+    def stream(self, question: str, history=None, *, answerer: str = "extractive", k: int | None = None,
+               date_from: str | None = None, date_to: str | None = None) -> Iterator[str | Answer]:
+        """Answer pieces, then the :class:`Answer` (see :meth:`rag.chat.Assistant.stream`)."""
+        from rag.retriever import clean_query
+
+        question = clean_query(question)
+        filters = make_filters(date_from, date_to)
+        k = self._check_k(k)
+        return self.assistant(answerer).stream(question, history, filters=filters, k=k)
+
+    def ask(self, question: str, **kw) -> Answer:
+        answer = None
+        for item in self.stream(question, **kw):
+            if isinstance(item, Answer):
+                answer = item
+        return answer
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)
+        return self.retriever.retrieve(query, k=k)
+
+    # -- library ---------------------------------------------------------------
+    def articles(self, query: str = "") -> list[dict]:
+        """The indexed articles (newest first), keeping those whose title, source, date or id contain ``query``."""
+        rows = self.index.articles()
+        q = " ".join((query or "").split()).casefold()
+        if q:
+            rows = [r for r in rows
+                    if any(q in (r.get(f) or "").casefold() for f in ("title", "source", "date", "id"))]
+        return rows
+
+    def counts(self) -> tuple[int, int]:
+        return self.index.store.counts()
+
+    def add_text(self, title: str, text: str, date: str | None = None, source: str | None = None,
+                 url: str | None = None) -> tuple[Article, AddReport]:
+        """Index an article typed or pasted by a user.
+
+        Raises:
+            InputError: empty or over-long title or text.
+        """
+        article = article_from_text(title, text, date=_blank_to_none(date), source=_blank_to_none(source),
+                                    url=_blank_to_none(url), origin="web UI (pasted)")
+        with self._write_lock:
+            report = self.index.add([article])
+        log.info("pasted article %s (%s): %d chunks", article.id, "new" if report.added else "known",
+                 report.chunks_added)
+        return article, report
+
+    def add_uploads(self, files: Sequence[str | Path], *, names: Sequence[str] | None = None,
+                    progress: Callable[[int, int, str], None] | None = None) -> AddReport:
+        """Check, copy and index uploaded files; all or nothing.
+
+        Each file must have a supported suffix and be at most ``max_upload_bytes``;
+        it is copied into ``<index>/uploads/`` under a new unique name (the client's
+        name is only a hint, cleaned) and read from there. If any file or record is
+        bad, the copies are deleted and nothing is indexed.
+
+        Args:
+            files: paths of the uploaded files (in Gradio's upload cache).
+            names: the names to report them by (default: their file names).
+            progress: called with (articles indexed, articles in total, title).
+        Raises:
+            InputError: no files, or a bad one; the message names it and says why.
+        """
+        paths = [Path(f) for f in files]
+        names = list(names) if names is not None else [p.name for p in paths]
+        if not paths:
+            raise InputError("choose one or more files to add")
+        suffixes = [self._check_upload(p, n) for p, n in zip(paths, names)]
+        uploads = self.index.path / UPLOADS_DIR
+        with self._write_lock:
+            uploads.mkdir(exist_ok=True)
+            saved: list[Path] = []
+            try:
+                for p, n, suffix in zip(paths, names, suffixes):
+                    dest = uploads / safe_upload_name(n, suffix)
+                    saved.append(dest)
+                    try:
+                        shutil.copyfile(p, dest)
+                    except OSError as exc:
+                        raise RagError(f"{n}: the upload could not be saved ({exc.strerror or exc})") from exc
+                shown = {str(d): n for d, n in zip(saved, names)}
+                articles, problems = [], []
+                for item in read_articles(saved):
+                    if isinstance(item, Article):
+                        articles.append(item)
+                    else:
+                        where = shown.get(item.path, Path(item.path).name)
+                        record = "" if item.line is None else f" (record {item.line})"
+                        problems.append(f"{where}{record}: {item.reason}")
+                if problems:
+                    raise InputError("nothing was added: " + "; ".join(problems))
+                if not articles:
+                    raise InputError("nothing was added: the files hold no articles")
+                total = len(articles)
+                if progress:
+                    progress(0, total, "")
+                report = self.index.add(articles, progress=(lambda seen, _c, title: progress(seen, total, title))
+                                        if progress else None)
+            except BaseException:
+                for d in saved:
+                    d.unlink(missing_ok=True)
+                raise
+        log.info("uploads %s: %d added, %d updated, %d unchanged", [d.name for d in saved], len(report.added),
+                 len(report.updated), len(report.unchanged))
+        return report
+
+    def _check_upload(self, path: Path, name: str) -> str:
+        suffix = upload_suffix(name)
+        if suffix is None:
+            raise InputError(f"{name}: unsupported file type (use {', '.join(UPLOAD_SUFFIXES)})")
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise InputError(f"{name}: the upload cannot be read ({exc.strerror or exc})") from exc
+        if size > self.max_upload_bytes:
+            raise InputError(f"{name} is {fmt_bytes(size)}; the limit is {fmt_bytes(self.max_upload_bytes)}")
+        if size == 0:
+            raise InputError(f"{name} is empty")
+        return suffix
+
+    def remove(self, article_id: str) -> bool:
+        article_id = (article_id or "").strip()
+        if not article_id:
+            raise InputError("give the id of the article to remove (click its row in the table)")
+        with self._write_lock:
+            removed = self.index.remove(article_id)
+        if removed:
+            log.info("removed article %s", article_id)
+        return removed
+
+
+def make_filters(date_from: str | None, date_to: str | None):
+    """Retrieval filters from the date-range settings (blank = open), or None.
+
+    Raises:
+        InputError: a date that is not ``YYYY-MM-DD``, or a range that ends before it starts.
+    """
+    from rag.store import Filters
+
+    date_from, date_to = _blank_to_none(date_from), _blank_to_none(date_to)
+    if date_from is None and date_to is None:
+        return None
+    try:
+        flt = Filters(date_from=date_from, date_to=date_to)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if date_from and date_to and date_from > date_to:
+        raise InputError(f"the date range ends ({date_to}) before it starts ({date_from})")
+    return flt
+
+
+def upload_suffix(name: str) -> str | None:
+    low = name.lower()
+    return next((s for s in sorted(UPLOAD_SUFFIXES, key=len, reverse=True) if low.endswith(s)), None)
+
+
+def safe_upload_name(client_name: str, suffix: str) -> str:
+    """A new file name for an upload: a random prefix, the client's name reduced to [A-Za-z0-9_-]."""
+    stem = Path(client_name.replace("\\", "/")).name
+    stem = stem[: len(stem) - len(suffix)] if stem.lower().endswith(suffix) else stem
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60] or "upload"
+    return f"{uuid.uuid4().hex[:12]}-{stem}{suffix}"
+
+
+def fmt_bytes(n: int) -> str:
+    if n >= 1048576:
+        return f"{n / 1048576:.1f} MB".replace(".0 MB", " MB")
+    return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} bytes"
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"expected text, got {type(value).__name__}")
+    return value.strip() or None

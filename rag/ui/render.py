@@ -1,0 +1,147 @@
+"""HTML for the chat and the library: answers, source cards, refusals, timings, status lines.
+
+Everything shown that comes from an article or a user (titles, text, questions,
+file names) is HTML-escaped here, then sanitized again by Gradio. The chatbot does
+not render Markdown, so article text cannot smuggle links or images in either.
+"""
+
+import html
+import re
+from collections.abc import Callable
+
+from rag.types import AddReport, Answer, Article, Citation, Hit
+
+#: Longest article text put in a card's "whole article" section (the chat history
+#: travels between browser and server at every turn).
+MAX_ARTICLE_CHARS_SHOWN = 30_000
+#: A related passage (under a refusal) is shown up to this length; the whole article is a click away.
+RELATED_CHARS_SHOWN = 320
+
+
+def esc(text: str | None) -> str:
+    """Text for an HTML element or attribute: every markup character escaped."""
+    return html.escape(text or "", quote=True)
+
+
+def render_question(question: str) -> str:
+    return esc(question)
+
+
+def render_answer(answer: Answer) -> str:
+    """The answer bubble: the text with its [n] markers; a refusal carries a visible label."""
+    if answer.refused:
+        return (f"<div class='rag-refused'><span class='rag-badge'>Not in the articles</span> "
+                f"{esc(answer.text)}</div>")
+    return esc(answer.text)
+
+
+def render_error(message: str) -> str:
+    return f"<div class='rag-error'><span class='rag-badge'>Error</span> {esc(message)}</div>"
+
+
+def render_sources(answer: Answer, get_article: Callable[[str], Article | None], *, show_timings: bool) -> str:
+    """The sources under an answer: a card per citation (or related passage), notice, timings."""
+    parts = []
+    if answer.notice:
+        parts.append(f"<div class='rag-notice'>⚠ {esc(answer.notice)}</div>")
+    if answer.refused:
+        if answer.related:
+            parts.append("<div class='rag-label'>Closest passages (they do not answer the question)</div>")
+            parts.extend(_related_card(h, get_article(h.article_id)) for h in answer.related)
+    elif answer.citations:
+        parts.append("<div class='rag-label'>Sources</div>")
+        parts.extend(_citation_card(c, get_article(c.article_id)) for c in answer.citations)
+    if show_timings and answer.timings_ms:
+        parts.append(render_timings(answer))
+    if not parts:
+        return ""
+    kind = "rag-sources rag-related" if answer.refused else "rag-sources"
+    return f"<div class='{kind}'>{''.join(parts)}</div>"
+
+
+def render_timings(answer: Answer) -> str:
+    t = answer.timings_ms
+    stages = " · ".join(f"{name} {t[name]:.0f} ms" for name in ("rewrite", "retrieve", "answer", "verify")
+                        if name in t)
+    return (f"<div class='rag-timings'>{esc(stages)} · <b>total {t.get('total', 0):.0f} ms</b> · "
+            f"{esc(answer.answerer)} · confidence {answer.confidence:.2f}</div>")
+
+
+def _citation_card(c: Citation, article: Article | None) -> str:
+    head = _card_head(str(c.n), c.title, c.date, c.source, c.url)
+    if article is None or article.text[c.start:c.end] != c.quote:
+        body = f"<blockquote class='rag-para'><mark>{esc(c.quote)}</mark></blockquote>"
+        return f"<div class='rag-card'>{head}{body}</div>"
+    lo, hi = _paragraph_bounds(article.text, c.start, c.end)
+    body = f"<blockquote class='rag-para'>{_marked(article.text, lo, hi, c.start, c.end)}</blockquote>"
+    return f"<div class='rag-card'>{head}{body}{_whole_article(article, c.start, c.end)}</div>"
+
+
+def _related_card(h: Hit, article: Article | None) -> str:
+    head = _card_head("~", h.title, h.date, h.source, h.url)
+    body = f"<blockquote class='rag-para'>{esc(_shorten(h.text, RELATED_CHARS_SHOWN))}</blockquote>"
+    whole = _whole_article(article, h.start, h.end, mark=False) if article else ""
+    return f"<div class='rag-card rag-card-related'>{head}{body}{whole}</div>"
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit].rstrip() + " …"
+
+
+def _card_head(n: str, title: str, date: str | None, source: str | None, url: str | None) -> str:
+    meta = [esc(x) for x in (date, source) if x]
+    if url and re.match(r"https?://", url, re.IGNORECASE):
+        meta.append(f"<a href='{esc(url)}' target='_blank' rel='noopener noreferrer nofollow'>link</a>")
+    meta_html = f"<div class='rag-meta'>{' · '.join(meta)}</div>" if meta else ""
+    return (f"<div class='rag-card-head'><span class='rag-n'>{esc(n)}</span>"
+            f"<span class='rag-title'>{esc(title)}</span></div>{meta_html}")
+
+
+def _paragraph_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    lo = text.rfind("\n", 0, start) + 1
+    hi = text.find("\n", end)
+    return lo, len(text) if hi < 0 else hi
+
+
+def _marked(text: str, lo: int, hi: int, start: int, end: int) -> str:
+    """``text[lo:hi]`` escaped, with its overlap with ``[start, end)`` in ``<mark>``."""
+    s, e = max(lo, min(start, hi)), max(lo, min(end, hi))
+    if s >= e:
+        return esc(text[lo:hi])
+    return f"{esc(text[lo:s])}<mark>{esc(text[s:e])}</mark>{esc(text[e:hi])}"
+
+
+def _whole_article(article: Article, start: int, end: int, *, mark: bool = True) -> str:
+    text = article.text
+    cut = len(text) > MAX_ARTICLE_CHARS_SHOWN
+    shown = text[:MAX_ARTICLE_CHARS_SHOWN] if cut else text
+    paras, pos = [], 0
+    for line in shown.split("\n"):
+        lo, hi = pos, pos + len(line)
+        pos = hi + 1
+        if line.strip():
+            inner = _marked(shown, lo, hi, start, end) if mark else esc(line)
+            paras.append(f"<p>{inner}</p>")
+    if cut:
+        paras.append(f"<p class='rag-meta'>… the article goes on ({len(text):,} characters in all).</p>")
+    return f"<details><summary>Whole article</summary><div class='rag-article'>{''.join(paras)}</div></details>"
+
+
+def render_status(message: str, *, ok: bool) -> str:
+    cls = "rag-status-ok" if ok else "rag-status-error"
+    return f"<div class='rag-status {cls}'>{esc(message)}</div>"
+
+
+def describe_report(report: AddReport, what: str = "") -> str:
+    parts = []
+    if report.added:
+        parts.append(f"added {len(report.added)} article(s)")
+    if report.updated:
+        parts.append(f"updated {len(report.updated)}")
+    if report.unchanged:
+        parts.append(f"{len(report.unchanged)} already indexed, unchanged")
+    done = ", ".join(parts) or "nothing to add"
+    return f"{what}{done} ({report.chunks_added} chunks embedded in {report.seconds:.1f} s)."
