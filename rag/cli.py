@@ -121,7 +121,7 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
 
     from rag.index import Index
 
-    current = Index.open(_config(args).index_dir)
+    current = Index.open(_config(args).index_dir, check_format=False)
     base = current.config
     current.close()
     config = base.with_(**_build_options(args))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,20 +18,22 @@ from rag.errors import InputError, RagError
 log = logging.getLogger(__name__)
 
 _DATA_HELP = "one data set: --squad FILE | --xquad FILE | --news FILE | --corpus PATH --gold FILE"
+# Spelled out rather than imported from rag.eval_runner, so that building the ``rag``
+# parser does not import numpy (a test checks the two lists agree).
+_OUR = ("dense", "bm25", "hybrid", "hybrid+rerank")
+_CONFIG_NAMES = _OUR + ("li-bm25", "li-dense", "li-fusion")
 
 
 def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``eval`` (and ``eval calibrate``) to a ``rag`` sub-command parser."""
-    from rag.eval_runner import CONFIGS, OUR_CONFIGS
-
     ev = subparsers.add_parser(
         "eval", help="measure retrieval (and answers) on a gold set or a public data set",
         description="Retrieve the top k for every question of a data set with each configuration, and report "
-                    "recall@k, MRR, bootstrap intervals and latency. " + _DATA_HELP + ".")
+                    "recall@k, MRR, bootstrap intervals and latency. Give " + _DATA_HELP + ".")
     _data_options(ev)
     ev.add_argument("--k", type=int, default=10, help="hits retrieved per question (default 10)")
     ev.add_argument("--compare", nargs="+", default=["dense"], metavar="CONFIG",
-                    help=f"configurations to run: {', '.join(CONFIGS)}, or 'all' (default: dense)")
+                    help=f"configurations to run: {', '.join(_CONFIG_NAMES)}, or 'all' (default: dense)")
     ev.add_argument("--answers", action="store_true", help="also run the assistant (our configurations): accuracy, "
                                                            "EM, token F1, citations, refusal")
     ev.add_argument("--json", type=Path, metavar="OUT", help="write every number to this JSON file")
@@ -44,7 +47,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         description="Answer with refusal off over answerable and unanswerable questions (--holdout leaves part of the "
                     "pages out of a SQuAD/XQuAD corpus, making their questions unanswerable) and propose the evidence "
                     "score that best separates them; with a gold set that has answer sentences, also the citation "
-                    "verifier's threshold. Prints the trade-off tables.")
+                    "verifier's threshold. A gold set given with SQuAD/XQuAD data only sets the verifier threshold (it stays a "
+                    "held-out check of refusal); given alone, it sets both. Prints the trade-off tables.")
     cal.add_argument("--squad", type=Path, action="append", default=[], metavar="FILE", help="SQuAD-format JSON (repeatable)")
     cal.add_argument("--xquad", type=Path, action="extend", nargs="+", default=[], metavar="FILE",
                      help="XQuAD cross-lingual JSONL file(s)")
@@ -53,7 +57,7 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     cal.add_argument("--sample", type=int, default=150, help="questions per SQuAD/XQuAD set (default 150)")
     cal.add_argument("--seed", type=int, default=0)
     cal.add_argument("--holdout", type=float, default=0.5, help="share of SQuAD/XQuAD pages left out (default 0.5)")
-    cal.add_argument("--retrieval", choices=list(OUR_CONFIGS), metavar="CONFIG",
+    cal.add_argument("--retrieval", choices=_OUR, metavar="CONFIG",
                      help="retriever the assistant uses: dense, bm25, hybrid, hybrid+rerank "
                           "(default: the app's, from the index settings)")
     _build_options(cal)
@@ -193,12 +197,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset, meta = load_dataset(args)
     config = _config(args)
     work = args.work or config.cache_dir / "eval"
+    load_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     print(f"{dataset.name}: {len(dataset.articles)} passages/articles, {len(dataset.items)} questions; "
           f"configurations: {', '.join(names)} (of {', '.join(CONFIGS)}); index cache {work}", file=sys.stderr)
     run = evaluate(dataset, names, config=config, work_dir=work,
                    options=EvalOptions(k=args.k, answers=args.answers, resamples=args.resamples, seed=args.seed),
                    bar=_bars(args))
-    run.meta = {**meta, "environment": environment()}
+    run.meta = {**meta, "load_average_start": load_start, "environment": environment()}
     print(format_table(run))
     if args.json:
         print(f"wrote {write_json(run, args.json)}", file=sys.stderr)
@@ -240,7 +245,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise InputError(f"cannot read the data set: missing field {exc}") from exc
     gold = _gold_dataset(args.corpus, args.gold, None, args.seed) if args.corpus else None
     if gold is not None and any(it.unanswerable for it in gold.items):
-        sets.append(gold)
+        if sets:
+            # As eval/calibrate.py: the gold set stays a held-out check of the refusal thresholds.
+            print(f"{gold.name}: used for the verifier threshold only (the refusal thresholds come from the "
+                  "SQuAD/XQuAD sets, so the gold set stays a held-out check)", file=sys.stderr)
+        else:
+            sets.append(gold)
     runs, per_set, verify = [], {}, None
     for ds in sets:
         print(f"{ds.name}: {len(ds.articles)} passages, {len(ds.items)} questions "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import math
 import os
 import platform
@@ -11,10 +10,9 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rag.errors import ConfigError
 from rag.eval_runner import EvalRun
 from rag.fsutil import atomic_write, atomic_write_json
-
-log = logging.getLogger(__name__)
 
 #: what shared/data/README.md says of each public evaluation file: (description, licence, source)
 KNOWN_DATA = {
@@ -94,14 +92,18 @@ def _columns(run: EvalRun) -> list[str]:
     return cols
 
 
+def _doc(r, k: int) -> float | None:
+    return r.doc_recall_curve[k - 1] if len(r.doc_recall_curve) >= k else None
+
+
 def format_table(run: EvalRun) -> str:
     """Configurations as rows, metrics with their 95% intervals, retrieval latency."""
     cols = _columns(run)
-    rows = [["config", *cols, "doc R@5", "p50 ms", "p95 ms"]]
+    rows = [["config", *cols, "doc R@1", "doc R@5", "p50 ms", "p95 ms"]]
     for r in run.results:
         lat = r.latency_ms.get("retrieve", {})
-        doc5 = r.doc_recall_curve[4] if len(r.doc_recall_curve) >= 5 else None
-        rows.append([r.name, *[_with_ci(r.metrics, r.ci, c) for c in cols], _fmt(doc5),
+        doc1, doc5 = _doc(r, 1), _doc(r, 5)
+        rows.append([r.name, *[_with_ci(r.metrics, r.ci, c) for c in cols], _fmt(doc1), _fmt(doc5),
                      f"{lat.get('p50', float('nan')):.1f}", f"{lat.get('p95', float('nan')):.1f}"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
@@ -128,6 +130,17 @@ def format_table(run: EvalRun) -> str:
 # -- files -------------------------------------------------------------------------------
 
 
+def load_run(path: str | Path) -> EvalRun:
+    """An :class:`EvalRun` back from the JSON :func:`write_json` wrote (to re-render a report)."""
+    import json
+
+    from rag.eval_runner import ConfigResult
+
+    d = json.loads(Path(path).read_text(encoding="utf-8"))
+    results = [ConfigResult(**{**r, "ci": {k: tuple(v) for k, v in r["ci"].items()}}) for r in d["results"]]
+    return EvalRun(dataset=d["dataset"], options=d["options"], results=results, meta=d.get("meta", {}))
+
+
 def write_json(run: EvalRun, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +149,10 @@ def write_json(run: EvalRun, path: str | Path) -> Path:
 
 
 def _plots(run: EvalRun, folder: Path) -> list[Path]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ConfigError("the report's plots need matplotlib: pip install matplotlib") from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -160,21 +176,27 @@ def _plots(run: EvalRun, folder: Path) -> list[Path]:
     stages = []
     for r in run.results:
         for s in r.latency_ms:
-            if s not in stages and s != "answer:total":
+            if s not in stages:
                 stages.append(s)
-    fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(stages) * max(1, len(run.results)) / 2), 4.2))
-    width = 0.8 / max(1, len(run.results))
+    n = max(1, len(run.results))
+    fig, ax = plt.subplots(figsize=(min(13.0, max(6.4, 2 + 0.22 * len(stages) * n)), 4.4))
+    width = 0.8 / n
+    values = []
     for i, r in enumerate(run.results):
-        xs = [j + i * width for j in range(len(stages))]
-        p50 = [r.latency_ms.get(s, {}).get("p50", 0.0) for s in stages]
-        p95 = [r.latency_ms.get(s, {}).get("p95", 0.0) for s in stages]
-        err = [[0] * len(stages), [max(0.0, b - a) for a, b in zip(p50, p95)]]
-        ax.bar(xs, p50, width, yerr=err, capsize=2, label=r.name)
-    ax.set_xticks([j + width * (len(run.results) - 1) / 2 for j in range(len(stages))])
+        xs = [j + i * width for j in range(len(stages)) if stages[j] in r.latency_ms]
+        got = [s for s in stages if s in r.latency_ms]
+        p50 = [r.latency_ms[s]["p50"] for s in got]
+        p95 = [r.latency_ms[s]["p95"] for s in got]
+        values += [v for v in p50 + p95 if v > 0]
+        ax.bar(xs, p50, width, yerr=[[0] * len(got), [max(0.0, b - a) for a, b in zip(p50, p95)]], capsize=2,
+               label=r.name)
+    if values and max(values) / min(values) > 50:
+        ax.set_yscale("log")  # 0.5 ms BM25 next to a 1 s cold rerank
+    ax.set_xticks([j + width * (n - 1) / 2 for j in range(len(stages))])
     ax.set_xticklabels(stages, rotation=20, fontsize=8)
     ax.set_ylabel("ms (bar p50, whisker p95)")
     ax.set_title(f"{run.dataset['name']}: latency per stage")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     out.append(_save(fig, folder / "latency.png"))
@@ -198,38 +220,43 @@ def markdown(run: EvalRun) -> str:
         f"- **Data**: {prov.get('description') or ds['name']} (`{prov.get('path', '?')}`)",
         f"- **Source**: {prov.get('source', 'unknown')}; **licence**: {prov.get('licence', 'unknown')}",
         f"- **Sample**: {ds['answerable']} scored questions ({ds['questions']} loaded, {ds['unanswerable']} unanswerable) "
-        f"over {ds['articles']} passages/articles; sample size {meta.get('sample', 'all')}, seed {opts['seed']}"
+        f"over {ds['articles']} passages/articles; sample size {meta.get('sample') or 'all'}, seed {opts['seed']}"
         + (f", holdout {meta['holdout']}" if meta.get("holdout") else "")
         + (f", first {meta['limit']} articles" if meta.get("limit") else ""),
         f"- **Our index**: {opts['embedder']}, chunks of {opts['chunk_size']} tokens ({opts['chunk_overlap']} overlap), "
         f"FAISS {opts['faiss_index']}; top {opts['k']} retrieved",
-        f"- **Machine**: {env.get('nproc', '?')} cores, {env.get('cpu', '?')}, load average at the end "
-        f"{env.get('load_average')}; Python {env.get('python', '?')}; {env.get('date', '')}",
+        f"- **Machine**: {env.get('nproc', '?')} cores, {env.get('cpu', '?')}, load average at the start "
+        f"{meta.get('load_average_start')} and at the end {env.get('load_average')}; Python {env.get('python', '?')}; {env.get('date', '')}",
         "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()),
         "",
         "A hit is relevant when it comes from the question's passage/article and (when the question has answers) "
-        "its text contains an accepted answer, case and accents ignored. *doc R@5* counts the passage/article alone. "
+        "its text contains an accepted answer, case and accents ignored. *doc R@k* counts the passage/article alone "
+        "(fairer across chunk sizes when answers are long: a 256-token chunk holds a long answer less often than a "
+        "1024-token node). "
         "Brackets: 95% bootstrap intervals (1,000 resamples of the questions, the same resamples for every "
-        "configuration).",
+        "configuration). Latency is wall time per question on a shared machine (see the load average); the "
+        "rerank step caches sentence vectors per retriever, so its p95 is the cold-cache cost of the first questions.",
         "",
-        "| config | " + " | ".join(cols) + " | doc R@5 | retrieve p50 ms | p95 ms | build |",
-        "|---" * (len(cols) + 5) + "|",
+        "| config | " + " | ".join(cols) + " | doc R@1 | doc R@5 | retrieve p50 ms | p95 ms | build |",
+        "|---" * (len(cols) + 6) + "|",
     ]
     for r in run.results:
         lat = r.latency_ms.get("retrieve", {})
-        doc5 = r.doc_recall_curve[4] if len(r.doc_recall_curve) >= 5 else None
         build = r.build or {}
         bdesc = (f"{build.get('chunks', build.get('nodes', '?'))} {'chunks' if 'chunks' in build else 'nodes'}, "
-                 f"{build.get('seconds', '?')} s" + (" (cached)" if build.get("reused") or build.get("vectors_cached") else ""))
+                 f"{build.get('seconds', '?')} s" + (" (cached)" if build.get("reused") or build.get("vectors_cached") else "")
+                 + (" (on li-dense + li-bm25)" if r.name == "li-fusion" else ""))
         lines.append(f"| {r.name} | " + " | ".join(_with_ci(r.metrics, r.ci, c) for c in cols)
-                     + f" | {_fmt(doc5)} | {lat.get('p50', float('nan')):.1f} | {lat.get('p95', float('nan')):.1f} | {bdesc} |")
+                     + f" | {_fmt(_doc(r, 1))} | {_fmt(_doc(r, 5))} | {lat.get('p50', float('nan')):.1f} | {lat.get('p95', float('nan')):.1f} | {bdesc} |")
     lines += ["", "![recall@k](recall_at_k.png)", "", "![latency per stage](latency.png)", ""]
     answers = [r for r in run.results if r.answers]
     if answers:
         lines += ["## Answers (extractive assistant)", "",
                   "Accuracy: an accepted answer is contained in the answer, over answerable questions. "
                   "Citation correctness: over answered questions, a cited quote holds the support or an answer. "
-                  "Refusal precision/recall only mean something when the set has unanswerable questions.", "",
+                  "Refusal precision/recall only mean something when the set has unanswerable questions. "
+                  "Latency: the sentence vectors the assistant scores are cached in the index, so the first "
+                  "configuration run with answers pays for embedding them (cold cache) and the later ones do not.", "",
                   "| config | accuracy | EM | token F1 | citations ok | refusal P | refusal R | rewrite | retrieve | "
                   "answer | verify | total p50 / p95 ms |",
                   "|---" * 12 + "|"]

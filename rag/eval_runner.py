@@ -49,8 +49,6 @@ OUR_CONFIGS: dict[str, dict[str, Any]] = {
 }
 BASELINE_CONFIGS = ("li-bm25", "li-dense", "li-fusion")
 CONFIGS = tuple(OUR_CONFIGS) + BASELINE_CONFIGS
-#: the numbers that get a bootstrap interval
-HEADLINE = ("R@1", "R@5", "MRR@10", "accuracy")
 ANSWER_STAGES = ("rewrite", "retrieve", "answer", "verify", "total")
 
 

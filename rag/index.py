@@ -107,13 +107,14 @@ class Index:
         return index
 
     @classmethod
-    def open(cls, path: str | Path, config: Config | None = None) -> "Index":
+    def open(cls, path: str | Path, config: Config | None = None, *, check_format: bool = True) -> "Index":
         """Open the index at ``path``.
 
         Args:
             config: when given, its build settings must match the index's (else
                 :class:`IndexMismatchError` says what to run); when None the index's
                 own settings are used.
+            check_format: False only to rebuild an index written by another version.
         Raises:
             IndexNotFoundError, IndexMismatchError, IndexCorruptError.
         """
@@ -128,10 +129,18 @@ class Index:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(f"cannot read {path / MANIFEST}: {exc}") from exc
-        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        if check_format and (manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION):
             raise IndexMismatchError(
                 f"{path} holds an index in format {manifest.get('format')!r} v{manifest.get('format_version')}, "
                 f"this version reads {FORMAT!r} v{FORMAT_VERSION}: run `rag index rebuild --index {path}`"
+            )
+        from rag.chunking import SPLITTER
+
+        splitter = manifest.get("chunking", {}).get("splitter")
+        if splitter != SPLITTER and check_format:
+            raise IndexMismatchError(
+                f"the index at {path} was chunked by {splitter!r}, this version chunks by {SPLITTER!r}: "
+                f"run `rag index rebuild --index {path}`"
             )
         store = Store(path / DB_NAME)
         built = BuildSettings(**store.get_meta("settings"))
@@ -359,10 +368,8 @@ class Index:
         emb = self.manifest.get("embedder") if self.manifest else None
         if self._embedder is not None:
             emb = {"name": settings.embedder, **self._embedder.info()}
-        from rag.chunking import Chunker
+        from rag.chunking import SPLITTER
 
-        splitter = Chunker(lambda ts: [len(t.split()) for t in ts], size=settings.chunk_size,
-                           overlap=settings.chunk_overlap).settings.get("splitter")
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -370,7 +377,7 @@ class Index:
             "updated": _now(),
             "embedder": emb or {"name": settings.embedder, "dim": self.vectors_dim},
             "chunking": {"size": settings.chunk_size, "overlap": settings.chunk_overlap, "unit": "model tokens",
-                         "splitter": splitter, "title_prefix": True},
+                         "splitter": SPLITTER, "title_prefix": True},
             "faiss": {"kind": settings.faiss_index, "metric": "inner_product", "hnsw_m": settings.hnsw_m,
                       "file": vectors_filename(self.store.generation)},
             "counts": {"articles": n_articles, "chunks": n_chunks},
@@ -415,11 +422,16 @@ class Index:
         or chunking changes: every stored article is re-chunked and re-embedded into
         a new folder, which then replaces the old one.
         """
+        from rag.chunking import SPLITTER
+
         path = Path(path)
-        old = cls.open(path)
+        old = cls.open(path, check_format=False)
         wanted = BuildSettings.from_config(config)
         built = BuildSettings(**old.store.get_meta("settings"))
-        if (wanted.embedder, wanted.chunk_size, wanted.chunk_overlap) == (built.embedder, built.chunk_size, built.chunk_overlap):
+        same_chunks = old.manifest.get("chunking", {}).get("splitter") == SPLITTER and (
+            old.manifest.get("format_version") == FORMAT_VERSION)
+        if same_chunks and (wanted.embedder, wanted.chunk_size, wanted.chunk_overlap) == (
+                built.embedder, built.chunk_size, built.chunk_overlap):
             with write_lock(path):
                 old.store.set_meta("settings", wanted.__dict__)
                 old.config = old.config.with_(faiss_index=config.faiss_index, hnsw_m=config.hnsw_m,

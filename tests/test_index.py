@@ -110,6 +110,15 @@ def test_manifest_mismatch_says_what_to_run(seed_dir, hash_config):
     # Without a config the index's own settings are used.
     assert rag.Index.open(hash_config.index_dir).config.embedder == "hash"
     manifest = json.loads((hash_config.index_dir / MANIFEST).read_text())
+    manifest["chunking"]["splitter"] = "old-splitter-v0"
+    (hash_config.index_dir / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(rag.IndexMismatchError, match="old-splitter-v0"):
+        rag.Index.open(hash_config.index_dir)
+    # which the rebuild it names repairs (re-chunking what is stored)
+    rebuilt = rag.Index.rebuild(hash_config.index_dir, hash_config)
+    assert rebuilt.store.counts()[0] == 1
+    rebuilt.close()
+    manifest = json.loads((hash_config.index_dir / MANIFEST).read_text())
     manifest["format_version"] = 99
     (hash_config.index_dir / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(rag.IndexMismatchError, match="v99"):
