@@ -258,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--source", action="append", help="only articles from this source (repeatable)")
     q.add_argument("--json", action="store_true", help="print the hits as JSON")
     q.set_defaults(func=cmd_search)
+
+    from rag.eval_cli import add_eval_parser
+
+    add_eval_parser(sub)
     return p
 
 
