@@ -114,18 +114,18 @@ class AnswerConfig:
     """
 
     k: int = 6
-    # Calibrated by eval/calibrate.py (150 PIAF + 2 x 150 XQuAD questions, half of them
+    # Calibrated by `rag eval calibrate` (150 PIAF + 2 x 150 XQuAD questions, half of them
     # made unanswerable by leaving their pages out; see README "Calibration").
-    refusal_threshold: float = 0.890
+    refusal_threshold: float = 0.8995
     #: the same, when the question and the best sentence are in different languages
     #: (cross-lingual similarities run lower)
-    refusal_threshold_cross: float = 0.796
+    refusal_threshold_cross: float = 0.7964
     #: subtracted from the evidence score for each name or number of the question
     #: found nowhere in the retrieved text (at most two)
     anchor_penalty: float = 0.05
     # Calibrated on the seed gold set's full-sentence answers against their support
-    # (plain sentence embeddings; eval/calibrate.py).
-    verify_threshold: float = 0.884
+    # (plain sentence embeddings; `rag eval calibrate`).
+    verify_threshold: float = 0.8841
     #: the same for an answer sentence in another language than its source
     verify_threshold_cross: float = 0.807
     max_quote_sentences: int = 2
