@@ -335,23 +335,3 @@ def _print_verify(group: str, v: dict) -> None:
     for row in v["table"]:
         print(f"   {row['threshold']:9.3f} {row['answerable_kept']:6.3f} {row['unanswerable_refused']:8.3f} "
               f"{row['balanced_accuracy']:7.3f}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``rag eval ARGS`` on its own (until it is wired into ``rag/cli.py``)."""
-    parser = argparse.ArgumentParser(prog="rag")
-    add_eval_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except RagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,11 @@ import pytest
 
 from rag.config import Config
 from rag.datasets import load_squad
-from rag.eval_cli import main
+from rag.cli import main as rag_main
+
+
+def main(argv):
+    return rag_main(["eval", *argv])
 from rag.eval_report import format_table, write_report
 from rag.eval_runner import (
     EvalOptions,
