@@ -44,11 +44,11 @@ def _open_index(args: argparse.Namespace, *, create: bool = False):
     return Index.open(config.index_dir, config if explicit else None)
 
 
-def cmd_index_add(args: argparse.Namespace) -> int:
+def _progress_bar(desc: str, disable: bool):
+    """A tqdm bar on stderr and the ``Index.add`` progress callback that drives it."""
     from tqdm import tqdm
 
-    index = _open_index(args, create=True)
-    bar = tqdm(desc="indexing", unit=" articles", disable=args.quiet or args.json, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(desc=desc, unit=" articles", disable=disable, file=sys.stderr, dynamic_ncols=True)
     last = [0]
 
     def progress(seen: int, chunks: int, title: str) -> None:
@@ -56,6 +56,12 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         last[0] = seen
         bar.set_postfix(chunks=chunks, refresh=False)
 
+    return bar, progress
+
+
+def cmd_index_add(args: argparse.Namespace) -> int:
+    index = _open_index(args, create=True)
+    bar, progress = _progress_bar("indexing", args.quiet or args.json)
     try:
         report = index.add(args.paths, progress=progress)
     finally:
@@ -117,21 +123,13 @@ def cmd_index_list(args: argparse.Namespace) -> int:
 
 
 def cmd_index_rebuild(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from rag.index import Index
 
     current = Index.open(_config(args).index_dir, check_format=False)
     base = current.config
     current.close()
     config = base.with_(**_build_options(args))
-    bar = tqdm(desc="rebuilding", unit=" articles", file=sys.stderr, disable=args.quiet)
-    last = [0]
-
-    def progress(seen: int, chunks: int, title: str) -> None:
-        bar.update(seen - last[0])
-        last[0] = seen
-
+    bar, progress = _progress_bar("rebuilding", args.quiet)
     try:
         index = Index.rebuild(config.index_dir, config, progress=progress)
     finally:
