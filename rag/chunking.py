@@ -386,11 +386,18 @@ class _Plan:
         return fixed
 
     def chunks(self, article_id: str) -> list[Chunk]:
-        out = []
-        for pos, (lo, hi) in enumerate(self.windows):
+        spans = []
+        for lo, hi in self.windows:
             s, e = self.units[lo].start, self.units[hi - 1].end
-            out.append(Chunk(article_id=article_id, position=pos, start=s, end=e, text=self.text[s:e]))
-        return out
+            # Trimming with a counter whose pieces don't add up can leave a window
+            # inside its neighbour; it would only index the same text twice.
+            if spans and spans[-1][0] <= s and e <= spans[-1][1]:
+                continue
+            while spans and s <= spans[-1][0] and spans[-1][1] <= e:
+                spans.pop()
+            spans.append((s, e))
+        return [Chunk(article_id=article_id, position=pos, start=s, end=e, text=self.text[s:e])
+                for pos, (s, e) in enumerate(spans)]
 
 
 def _cut_characters(text: str, start: int, end: int, tokens: int, budget: int) -> list[tuple[int, int]]:

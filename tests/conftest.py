@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from hypothesis import settings as hypothesis_settings
+
+# Deterministic property tests, with no per-example deadline: CI machines are noisy.
+hypothesis_settings.register_profile("rag", deadline=None, derandomize=True, database=None)
+hypothesis_settings.load_profile("rag")
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -501,3 +501,14 @@ def test_chunk_many_equals_chunk(texts, size):
     articles = [Article(id=str(i), title=f"Titre {i}", text=t) for i, t in enumerate(texts)]
     c = Chunker(words, size=size, overlap=size // 4)
     assert c.chunk_many(articles) == [c.chunk(a) for a in articles]
+
+
+def test_no_chunk_lies_inside_another_with_a_non_additive_counter():
+    # Found by hypothesis: trimming an over-budget window left one chunk inside the next.
+    text = ("Le. Le. Le. Le.\nLe. Le. Le. Le. Le. Le. Le le le le le. Le le le le le. Le le le le le le M. le U.S. … "
+            "( le le Kiev M. 1. le. Le le Jan. Il\u202f?\nLe. Le. Le.\nLe. Le. Le. Le. Le. Le. Le. Le. Le le le le le "
+            "le le le le le le. Le.\nLe.\n")
+    article = Article(id="h", title="0", text=text)
+    for size in range(16, 40):
+        c = Chunker(words_and_joins, size=size, overlap=size // 2 - 1)
+        check_chunks(c, article, c.chunk(article), words_and_joins, additive=False)
