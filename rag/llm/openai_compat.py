@@ -171,8 +171,21 @@ class OpenAICompatibleLLM(LLM):
     def _read_events(self, response: httpx.Response) -> Iterator[str]:
         """Parse Server-Sent Events and yield each chunk's ``choices[0].delta.content``."""
         response.encoding = "utf-8"  # SSE is UTF-8 whatever the header says
-        data: list[str] = []
         finished = False
+        for event in self._events(response):
+            if event.strip() == "[DONE]":
+                return
+            piece, done = self._read_chunk(event)
+            finished = finished or done
+            if piece:
+                yield piece
+        if not finished:
+            logger.warning("the stream from %s ended without [DONE] or finish_reason; "
+                           "the answer may be cut short", self.name)
+
+    def _events(self, response: httpx.Response) -> Iterator[str]:
+        """The data of each Server-Sent Event, including a last one the server did not end with a blank line."""
+        data: list[str] = []
         for line in response.iter_lines():
             if line:
                 if line.startswith(":"):  # a comment (keep-alive)
@@ -184,28 +197,11 @@ class OpenAICompatibleLLM(LLM):
                                    f"{_clip(line)}")
                 if field == "data":
                     data.append(value[1:] if value.startswith(" ") else value)
-                continue
-            # A blank line ends an event.
-            if not data:
-                continue
-            event, data = "\n".join(data), []
-            if event.strip() == "[DONE]":
-                return
-            piece, done = self._read_chunk(event)
-            finished = finished or done
-            if piece:
-                yield piece
-        if data:  # the last event, when the server closed without a blank line
-            event = "\n".join(data)
-            if event.strip() == "[DONE]":
-                return
-            piece, done = self._read_chunk(event)
-            finished = finished or done
-            if piece:
-                yield piece
-        if not finished:
-            logger.warning("the stream from %s ended without [DONE] or finish_reason; "
-                           "the answer may be cut short", self.name)
+            elif data:  # a blank line ends an event
+                yield "\n".join(data)
+                data = []
+        if data:
+            yield "\n".join(data)
 
     def _read_chunk(self, event: str) -> tuple[str, bool]:
         """One chunk's text and whether it carries a ``finish_reason``."""
