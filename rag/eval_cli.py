@@ -246,7 +246,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     gold = _gold_dataset(args.corpus, args.gold, None, args.seed) if args.corpus else None
     if gold is not None and any(it.unanswerable for it in gold.items):
         if sets:
-            # As eval/calibrate.py: the gold set stays a held-out check of the refusal thresholds.
+            # The gold set stays a held-out check of the refusal thresholds.
             print(f"{gold.name}: used for the verifier threshold only (the refusal thresholds come from the "
                   "SQuAD/XQuAD sets, so the gold set stays a held-out check)", file=sys.stderr)
         else:
