@@ -117,6 +117,15 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return spans
 
 
+def chunk_sentences(text: str, offset: int = 0) -> list[tuple[int, int, str]]:
+    """The sentences of a chunk's ``text`` as ``(start, end, sentence)``, offsets shifted by
+    ``offset`` (the chunk's start in its article).
+
+    Ingestion and search both use this, so a sentence has the same key on both sides.
+    """
+    return [(offset + s, offset + e, text[s:e]) for s, e in split_sentences(text)]
+
+
 def embedding_text(title: str, text: str) -> str:
     """Return what is embedded for a chunk: its article's title as context, then the chunk.
 

@@ -42,8 +42,11 @@ class Config:
     commit_every: int = 64
     #: how chunks are found: dense vectors, BM25, or both fused (query time only)
     retrieval: str = "hybrid"
-    #: re-score the top candidates by their best sentence (query time only)
-    rerank: bool = False
+    #: re-score the candidates by their best sentence (query time only)
+    rerank: bool = True
+    #: embed every sentence at ingestion (about twice the embedding work), so the
+    #: sentence stage costs no embedding at query time; off, they are embedded on first use
+    embed_sentences: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir))

@@ -278,19 +278,33 @@ class Index:
                 todo.append(a)
         if not todo:
             return 0
-        from rag.chunking import embedding_text
-
         from rag.analysis import detect_language, terms
+        from rag.chunking import chunk_sentences, embedding_text
 
         chunk_lists = self.chunker.chunk_many(todo)
-        items = []
         texts = [embedding_text(a.title, c.text) for a, cl in zip(todo, chunk_lists) for c in cl]
-        vecs = self.embedder.embed_passages(texts) if texts else np.zeros((0, self.vectors_dim), np.float32)
-        i = 0
+        # Each sentence once per article (overlapping chunks share some), title as context,
+        # embedded with the chunks so the second retrieval stage never embeds at query time.
+        sentences: list[dict[tuple[int, int], str]] = []
         for a, cl in zip(todo, chunk_lists):
+            spans: dict[tuple[int, int], str] = {}
+            if self.config.embed_sentences:
+                for c in cl:
+                    for st, en, sent in chunk_sentences(c.text, c.start):
+                        spans.setdefault((st, en), embedding_text(a.title, sent))
+            sentences.append(spans)
+        sent_texts = [t for spans in sentences for t in spans.values()]
+        all_vecs = (self.embedder.embed_passages(texts + sent_texts) if texts
+                    else np.zeros((0, self.vectors_dim), np.float32))
+        vecs, sent_vecs = all_vecs[: len(texts)], all_vecs[len(texts):]
+        items = []
+        i = j = 0
+        for a, cl, spans in zip(todo, chunk_lists, sentences):
             lang = detect_language(a.title + "\n" + a.text[:3000])
-            items.append((a, cl, vecs[i : i + len(cl)], [terms(t, lang) for t in texts[i : i + len(cl)]], lang))
+            items.append((a, cl, vecs[i : i + len(cl)], [terms(t, lang) for t in texts[i : i + len(cl)]], lang,
+                          list(zip(spans, sent_vecs[j : j + len(spans)]))))
             i += len(cl)
+            j += len(spans)
         with self._lock:
             removed, added = self.store.write(items, _now())
             self._apply(removed, np.asarray(added, dtype=np.int64), vecs)

@@ -72,15 +72,25 @@ class BM25Index:
         """Share of the query's terms that occur in the corpus at all."""
         return len(self.query_columns(terms)) / len(terms) if terms else 0.0
 
-    def _scores(self, terms: Sequence[str]) -> np.ndarray:
+    def scores(self, terms: Sequence[str]) -> np.ndarray:
+        """The BM25 score of every chunk, in the order of ``self.ids``."""
         cols = self.query_columns(terms)
         if not cols or not len(self.ids):
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self.weights[:, cols].sum(axis=1)).ravel()
 
-    def search(self, terms: Sequence[str], k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` chunk ids (and scores > 0) for the query terms, best first."""
-        scores = self._scores(terms)
+    def scores_of(self, scores: np.ndarray, chunk_ids: Sequence[int]) -> np.ndarray:
+        """The entries of a :meth:`scores` array for ``chunk_ids`` (0 for unknown ids)."""
+        rows = [self._row_of.get(int(c), -1) for c in chunk_ids]
+        return np.asarray([scores[r] if r >= 0 else 0.0 for r in rows], dtype=np.float32)
+
+    def search(self, terms: Sequence[str], k: int, allowed: np.ndarray | None = None, *,
+               scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` chunk ids (and scores > 0) for the query terms, best first.
+
+        ``scores`` is the query's :meth:`scores` array, when the caller already has it.
+        """
+        scores = self.scores(terms) if scores is None else scores
         if allowed is not None:
             mask = np.zeros(len(self.ids), dtype=bool)
             rows = [self._row_of[int(c)] for c in allowed if int(c) in self._row_of]
@@ -115,17 +125,6 @@ class BM25Index:
             k1, b = (float(x) for x in z["params"])
             ids = z["ids"]
         return cls(ids, {t: j for j, t in enumerate(vocab_list)}, weights, k1=k1, b=b)
-
-
-def rrf(rankings: Sequence[tuple[Sequence[int], float]], k: int = 60) -> dict[int, float]:
-    """Weighted reciprocal-rank fusion: ``sum(weight / (k + rank))`` over the rankings."""
-    fused: dict[int, float] = {}
-    for ids, weight in rankings:
-        if weight <= 0:
-            continue
-        for rank, cid in enumerate(ids, 1):
-            fused[int(cid)] = fused.get(int(cid), 0.0) + weight / (k + rank)
-    return fused
 
 
 def lexical_weight(coverage: float, same_language: bool, *, base: float = 1.0, cross: float = 0.0) -> float:

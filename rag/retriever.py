@@ -13,7 +13,7 @@ from rag.analysis import detect_language, terms
 from rag.config import Config
 from rag.errors import InputError
 from rag.index import Index
-from rag.lexical import lexical_weight, rrf
+from rag.lexical import lexical_weight
 from rag.store import Filters
 from rag.types import Hit
 
@@ -48,15 +48,20 @@ class Retriever:
     """Finds the chunks of indexed articles closest to a question.
 
     Modes: ``dense`` (embeddings), ``bm25`` (French-aware lexical), ``hybrid``
-    (both, fused by reciprocal rank with the lexical side weighted by whether the
-    question shares the passages' language). With ``rerank``, the top candidates are
-    re-scored by their best sentence. ``Hit.score`` is always the cosine similarity
-    of question and chunk, whatever decided the order, so thresholds keep one scale.
+    (both, the lexical side weighted by whether the question shares the passages'
+    language). With ``rerank`` (the default), the candidates are also scored by
+    their best sentence. ``Hit.score`` is always the cosine similarity of question
+    and chunk, whatever decided the order, so thresholds keep one scale.
+
+    Args:
+        candidates: how many chunks each of the dense and lexical searches proposes.
+        sentence_weight: weight of the best sentence next to the chunk's cosine
+            (doubled when the lexical side has no say, as across languages).
+        cross_lexical_weight: weight of BM25 when question and articles differ in language.
     """
 
     def __init__(self, index: Index, *, mode: str | None = None, rerank: bool | None = None,
-                 candidates: int = 30, rerank_depth: int = 12, sentence_weight: float = 0.5,
-                 cross_lexical_weight: float = 0.0):
+                 candidates: int = 30, sentence_weight: float = 1.0, cross_lexical_weight: float = 0.0):
         from rag.config import RETRIEVAL_MODES
 
         self.index = index
@@ -65,7 +70,6 @@ class Retriever:
             raise ValueError(f"mode must be one of {', '.join(RETRIEVAL_MODES)}, got {self.mode!r}")
         self.rerank = index.config.rerank if rerank is None else rerank
         self.candidates = candidates
-        self.rerank_depth = rerank_depth
         self.sentence_weight = sentence_weight
         self.cross_lexical_weight = cross_lexical_weight
         self._sentences = None
@@ -116,6 +120,15 @@ class Retriever:
         return hits
 
     def _rank(self, text: str, vec: np.ndarray, k: int, allowed) -> tuple[list[int], dict[int, float]]:
+        """Chunk ids best first, and the cosine of every one of them.
+
+        The candidates (the dense and the lexical top ``candidates``) are ordered by a
+        weighted sum of standardized scores: the chunk's cosine, its BM25 score
+        (weighted by :func:`lexical_weight`), and with ``rerank`` its best sentence's
+        cosine. Standardizing within the candidates puts the three on one scale
+        without tuning; the sentence side takes the share the lexical side leaves,
+        so it weighs most when the question is in another language than the articles.
+        """
         index = self.index
         if self.mode == "dense" and not self.rerank:
             ids, scores = index.vectors.search(vec, k, allowed)
@@ -123,28 +136,39 @@ class Retriever:
         n = max(k, self.candidates)
         dense_ids, dense_scores = ([], []) if self.mode == "bm25" else index.vectors.search(vec, n, allowed)
         cosines = dict(zip(dense_ids, dense_scores))
-        order = list(dense_ids)
+        pool = list(dense_ids)
+        weight = 0.0
         if self.mode != "dense":
             lang = detect_language(text)
             q_terms = terms(text, lang)
             lexical = index.lexical
-            lex_ids, _ = lexical.search(q_terms, n, allowed)
-            lex_ids = [int(i) for i in lex_ids]
+            scores = lexical.scores(q_terms)
+            lex_ids = [int(i) for i in lexical.search(q_terms, n, allowed, scores=scores)[0]]
             if self.mode == "bm25":
-                order = lex_ids
+                weight = 1.0
             else:
                 langs = self._languages(dense_ids[:5])
                 same = not langs or max(set(langs), key=langs.count) == lang
                 weight = lexical_weight(lexical.coverage(q_terms), same, cross=self.cross_lexical_weight)
-                fused = rrf([(dense_ids, 1.0), (lex_ids, weight)])
-                order = sorted(fused, key=lambda c: -fused[c])
-            missing = [c for c in order[: max(k, self.rerank_depth)] if c not in cosines]
-            for cid, v in index.store.vectors_for(missing, index.vectors_dim).items():
-                cosines[cid] = float(v @ vec)
+            if weight > 0:
+                pool += [c for c in lex_ids if c not in cosines]
+        missing = [c for c in pool if c not in cosines]
+        for cid, v in index.store.vectors_for(missing, index.vectors_dim).items():
+            cosines[cid] = float(v @ vec)
+        pool = [c for c in pool if c in cosines]
+        if len(pool) <= 1:
+            return pool[:k], cosines
+        fused = np.zeros(len(pool))
+        if self.mode != "bm25":
+            fused += _standardize(np.array([cosines[c] for c in pool]))
+        if weight > 0:
+            fused += weight * _standardize(lexical.scores_of(scores, pool))
         if self.rerank:
-            order = self._rerank(order, vec, cosines, k)
-        order = [c for c in order if c in cosines][:k]
-        return order, cosines
+            w = self.sentence_weight * (2.0 - min(weight, 1.0))
+            fused += w * _standardize(self._best_sentences(pool, vec, cosines))
+        # Ties keep the first stage's order (dense, then lexical).
+        order = sorted(range(len(pool)), key=lambda i: (-fused[i], i))
+        return [pool[i] for i in order[:k]], cosines
 
     def _languages(self, chunk_ids: list[int]) -> list[str]:
         """Languages of the chunks' articles (detected from the text for stores that lack them)."""
@@ -155,38 +179,45 @@ class Retriever:
             known.update({c: detect_language(r.title + " " + r.text) for c, r in rows.items()})
         return [x for x in known.values() if x]
 
-    def _rerank(self, order: list[int], vec: np.ndarray, cosines: dict[int, float], k: int) -> list[int]:
-        """Re-score the top candidates by chunk similarity blended with their best sentence's."""
-        from rag.chunking import embedding_text, split_sentences
+    def _best_sentences(self, pool: list[int], vec: np.ndarray, cosines: dict[int, float]) -> np.ndarray:
+        """Per chunk of ``pool``, the cosine of its sentence closest to the question.
+
+        Sentence vectors (title as context) are stored at ingestion; ones missing
+        (an index built without them) are embedded once and cached.
+        """
+        from rag.chunking import chunk_sentences, embedding_text
         from rag.evidence import SentenceVectors
 
-        depth = max(k, self.rerank_depth)
-        top = [c for c in order[:depth] if c in cosines]
         if self._sentences is None:
             self._sentences = SentenceVectors(self.index.embedder, self.index.store, "title")
-        rows = self.index.store.chunk_rows(top)
+        rows = self.index.store.chunk_rows(pool)
         keys, texts, owner = [], [], []
-        for cid in top:
+        for i, cid in enumerate(pool):
             r = rows.get(cid)
             if r is None:
                 continue
-            for s, e in split_sentences(r.text):
-                keys.append((r.article_id, r.start + s, r.start + e))
-                texts.append(embedding_text(r.title, r.text[s:e]))
-                owner.append(cid)
-        if not keys:
-            return order
-        sims = self._sentences.get(keys, texts) @ np.asarray(vec, dtype=np.float32)
-        best: dict[int, float] = {}
-        for cid, sim in zip(owner, sims):
-            best[cid] = max(best.get(cid, -1.0), float(sim))
-        w = self.sentence_weight
-        # Rank prior: keep the first stage's order as a tie-breaker.
-        score = {c: (1 - w) * cosines[c] + w * best.get(c, cosines[c]) - 0.001 * i for i, c in enumerate(top)}
-        return sorted(top, key=lambda c: -score[c]) + order[depth:]
+            for st, en, sent in chunk_sentences(r.text, r.start):
+                keys.append((r.article_id, st, en))
+                texts.append(embedding_text(r.title, sent))
+                owner.append(i)
+        best = np.array([cosines[c] for c in pool])  # a chunk without sentences keeps its own score
+        if keys:
+            sims = self._sentences.get(keys, texts) @ np.asarray(vec, dtype=np.float32)
+            seen = np.zeros(len(pool), dtype=bool)
+            for i, sim in zip(owner, sims):
+                best[i] = sim if not seen[i] else max(best[i], sim)
+                seen[i] = True
+        return best
 
     def as_llama_index(self, k: int = 5, filters: Filters | dict | None = None):
         """This retriever as a llama-index ``BaseRetriever`` (for query engines)."""
         from rag.llama import LlamaIndexRetriever
 
         return LlamaIndexRetriever(self, k=k, filters=filters)
+
+
+def _standardize(x: np.ndarray) -> np.ndarray:
+    """``x`` centred and scaled to unit variance (all zeros when it is constant)."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)

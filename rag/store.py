@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     terms TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
--- A cache of sentence embeddings (answer evidence, re-ranking), filled on first use.
+-- Sentence embeddings (re-ranking, answer evidence): written at ingestion for the
+-- 'title' kind, else filled on first use.
 CREATE TABLE IF NOT EXISTS sentence_vectors (
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     start INTEGER NOT NULL,
@@ -359,7 +360,8 @@ class Store:
         """Insert or replace articles with their chunks and vectors in one transaction.
 
         Each item is ``(article, chunks, vectors)`` or ``(article, chunks, vectors, terms, lang)``
-        with ``terms`` one list of analyzed terms per chunk.
+        with ``terms`` one list of analyzed terms per chunk, optionally followed by
+        ``sentences``: ``((start, end), vector)`` pairs saved as ``title`` sentence vectors.
 
         Returns:
             (chunk ids removed from replaced articles, chunk ids added), in order.
@@ -373,6 +375,7 @@ class Store:
                     article, chunks, vectors = item[:3]
                     terms = item[3] if len(item) > 3 else [None] * len(chunks)
                     lang = item[4] if len(item) > 4 else None
+                    sentences = item[5] if len(item) > 5 else ()
                     removed += [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE article_id = ?", (article.id,))]
                     self._db.execute("DELETE FROM chunks WHERE article_id = ?", (article.id,))
                     self._db.execute("DELETE FROM sentence_vectors WHERE article_id = ?", (article.id,))
@@ -389,6 +392,10 @@ class Store:
                              " ".join(t) if t is not None else None),
                         )
                         added.append(int(cur.lastrowid))
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO sentence_vectors(article_id, start, end, kind, vector) VALUES (?, ?, ?, 'title', ?)",
+                        [(article.id, st, en, np.asarray(v, dtype=np.float32).tobytes()) for (st, en), v in sentences],
+                    )
                 self._bump_generation()
                 self._db.execute("COMMIT")
             except BaseException:
