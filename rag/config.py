@@ -82,6 +82,8 @@ class Config:
             "threads": "RAG_THREADS",
             "batch_size": "RAG_BATCH_SIZE",
             "retrieval": "RAG_RETRIEVAL",
+            "rerank": "RAG_RERANK",
+            "embed_sentences": "RAG_EMBED_SENTENCES",
         }
         types = {f.name: f.type for f in fields(cls)}
         for name, var in env.items():
@@ -98,7 +100,14 @@ class Config:
         return replace(self, **changes)
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def _parse(name: str, raw: str, typ, var: str):
+    if typ in (bool, "bool"):
+        if raw.strip().lower() in _TRUE + _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ConfigError(f"{var} must be one of {', '.join(_TRUE + _FALSE)} for {name}, got {raw!r}")
     if typ in (int, "int"):
         try:
             return int(raw)

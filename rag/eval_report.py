@@ -234,8 +234,8 @@ def markdown(run: EvalRun) -> str:
         "(fairer across chunk sizes when answers are long: a 256-token chunk holds a long answer less often than a "
         "1024-token node). "
         "Brackets: 95% bootstrap intervals (1,000 resamples of the questions, the same resamples for every "
-        "configuration). Latency is wall time per question on a shared machine (see the load average); the "
-        "rerank step caches sentence vectors per retriever, so its p95 is the cold-cache cost of the first questions.",
+        "configuration). Latency is wall time per question on a shared machine (see the load average), query "
+        "embedding included; the rerank (sentence) stage reads sentence vectors stored at ingestion.",
         "",
         "| config | " + " | ".join(cols) + " | doc R@1 | doc R@5 | retrieve p50 ms | p95 ms | build |",
         "|---" * (len(cols) + 6) + "|",

@@ -13,7 +13,7 @@ latency percentiles. ``answers=True`` also runs the assistant (our configuration
 only) for the answer metrics of :func:`rag.evaluation.score_answers`.
 
 Configurations: ``dense``, ``bm25``, ``hybrid``, ``hybrid+rerank`` (our
-:class:`~rag.retriever.Retriever` modes) and the plain llama-index pipelines of
+:class:`~rag.retriever.Retriever` modes; ``hybrid+rerank`` is the default) and the plain llama-index pipelines of
 :mod:`rag.baselines` (``li-bm25``, ``li-dense``, ``li-fusion``).
 """
 
@@ -268,6 +268,8 @@ def corpus_key(articles: Sequence[Article], config: Config) -> str:
     for a in sorted(articles, key=lambda a: a.id):
         h.update(f"{a.id}\x00{a.checksum}\x00".encode())
     h.update(f"{config.embedder}|{config.chunk_size}|{config.chunk_overlap}|{config.faiss_index}|{config.hnsw_m}".encode())
+    if not config.embed_sentences:
+        h.update(b"|sentences embedded on first use")
     return h.hexdigest()
 
 
