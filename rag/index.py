@@ -408,6 +408,7 @@ class Index:
             "articles": n_articles,
             "chunks": n_chunks,
             "vectors": len(self.vectors),
+            "sentence_vectors": self.store.sentence_count(),
             "embedder": self.manifest.get("embedder", {}),
             "chunking": self.manifest.get("chunking", {}),
             "faiss": self.manifest.get("faiss", {}),

