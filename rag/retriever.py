@@ -182,32 +182,45 @@ class Retriever:
     def _best_sentences(self, pool: list[int], vec: np.ndarray, cosines: dict[int, float]) -> np.ndarray:
         """Per chunk of ``pool``, the cosine of its sentence closest to the question.
 
-        Sentence vectors (title as context) are stored at ingestion; ones missing
-        (an index built without them) are embedded once and cached.
+        Sentence vectors (title as context) are stored at ingestion and read by span;
+        a chunk with none stored (an index built without them) has its sentences
+        embedded once and cached.
         """
+        q = np.asarray(vec, dtype=np.float32)
+        best = np.array([cosines[c] for c in pool])  # a chunk without sentences keeps its own score
+        rows = self.index.store.chunk_rows(pool)
+        present = [i for i, c in enumerate(pool) if c in rows]
+        stored = self.index.store.sentence_vectors_within(
+            [(rows[pool[i]].article_id, rows[pool[i]].start, rows[pool[i]].end) for i in present], "title")
+        todo = []
+        for i, vecs in zip(present, stored):
+            if vecs is None:
+                todo.append(i)
+            else:
+                best[i] = float((vecs @ q).max())
+        if todo:
+            self._embed_sentences([rows[pool[i]] for i in todo], todo, q, best)
+        return best
+
+    def _embed_sentences(self, chunk_rows, positions: list[int], q: np.ndarray, best: np.ndarray) -> None:
         from rag.chunking import chunk_sentences, embedding_text
         from rag.evidence import SentenceVectors
 
         if self._sentences is None:
             self._sentences = SentenceVectors(self.index.embedder, self.index.store, "title")
-        rows = self.index.store.chunk_rows(pool)
         keys, texts, owner = [], [], []
-        for i, cid in enumerate(pool):
-            r = rows.get(cid)
-            if r is None:
-                continue
+        for i, r in zip(positions, chunk_rows):
             for st, en, sent in chunk_sentences(r.text, r.start):
                 keys.append((r.article_id, st, en))
                 texts.append(embedding_text(r.title, sent))
                 owner.append(i)
-        best = np.array([cosines[c] for c in pool])  # a chunk without sentences keeps its own score
-        if keys:
-            sims = self._sentences.get(keys, texts) @ np.asarray(vec, dtype=np.float32)
-            seen = np.zeros(len(pool), dtype=bool)
-            for i, sim in zip(owner, sims):
-                best[i] = sim if not seen[i] else max(best[i], sim)
-                seen[i] = True
-        return best
+        if not keys:
+            return
+        sims = self._sentences.get(keys, texts) @ q
+        seen = set()
+        for i, sim in zip(owner, sims):
+            best[i] = sim if i not in seen else max(best[i], sim)
+            seen.add(i)
 
     def as_llama_index(self, k: int = 5, filters: Filters | dict | None = None):
         """This retriever as a llama-index ``BaseRetriever`` (for query engines)."""

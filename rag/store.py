@@ -297,6 +297,27 @@ class Store:
                     out[(a, st, en)] = np.frombuffer(blob, dtype=np.float32)
         return {k: out[k] for k in keys if k in out}
 
+    def sentence_vectors_within(self, spans: Sequence[tuple[str, int, int]], kind: str) -> list[np.ndarray | None]:
+        """Per ``(article id, start, end)`` span, the stored vectors of the sentences inside it
+        (one row each), or None when it has none stored."""
+        if not spans:
+            return []
+        by_article: dict[str, list[tuple[int, int, bytes]]] = {}
+        articles = sorted({a for a, _, _ in spans})
+        with self._lock:
+            for i in range(0, len(articles), 500):
+                part = articles[i : i + 500]
+                for a, st, en, blob in self._db.execute(
+                    f"SELECT article_id, start, end, vector FROM sentence_vectors WHERE kind = ? "
+                    f"AND article_id IN ({','.join('?' * len(part))})", [kind, *part],
+                ):
+                    by_article.setdefault(a, []).append((st, en, blob))
+        out: list[np.ndarray | None] = []
+        for a, s, e in spans:
+            blobs = [b for st, en, b in by_article.get(a, ()) if st >= s and en <= e]
+            out.append(np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) if blobs else None)
+        return out
+
     def save_sentence_vectors(self, items: Sequence[tuple[tuple[str, int, int], np.ndarray]], kind: str) -> None:
         """Add to the sentence cache. Best effort: a busy database only costs a recomputation later."""
         try:
