@@ -230,6 +230,36 @@ def settle(threshold: float, max_wait: float) -> dict:
     return {"waited_s": round(waited), "quiet": os.getloadavg()[0] < threshold}
 
 
+def time_index_add(index, embed=None, spent: dict | None = None) -> dict:
+    """Count the time ``index.add`` spends in the embedder and in the chunker.
+
+    Wraps ``index.embedder.embed_passages`` and ``index.chunker.chunk_many``; ``embed``
+    (texts -> vectors) replaces the model call when given. Returns ``spent`` (a new dict
+    when None) with running totals ``embed_s``, ``chunk_s`` and ``embedded`` (texts).
+    """
+    spent = {} if spent is None else spent
+    spent.update(embed_s=0.0, chunk_s=0.0, embedded=0)
+    emb, chunker = index.embedder, index.chunker
+    inner_embed, inner_chunk = embed or emb.embed_passages, chunker.chunk_many
+
+    def timed_embed(texts):
+        t0 = time.perf_counter()
+        out = inner_embed(texts)
+        spent["embed_s"] += time.perf_counter() - t0
+        spent["embedded"] += len(texts)
+        return out
+
+    def timed_chunk(articles):
+        t0 = time.perf_counter()
+        out = inner_chunk(articles)
+        spent["chunk_s"] += time.perf_counter() - t0
+        return out
+
+    emb.embed_passages = timed_embed
+    chunker.chunk_many = timed_chunk
+    return spent
+
+
 def log(msg: str) -> None:
     """Progress for the person watching; results go to stdout and JSON."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

@@ -224,24 +224,8 @@ def run_index_add(passages: list[dict], batch: int, threads: int, sentences: boo
             _ = index.chunker
         emb.embed_passages(texts[:batch])  # warm-up batch, not timed
 
-        spent = {"embed_s": 0.0, "chunk_s": 0.0}
-        inner_embed, inner_chunk = emb.embed_passages, index.chunker.chunk_many
-
-        def timed_embed(batch_texts):
-            t0 = time.perf_counter()
-            out = inner_embed(batch_texts)
-            spent["embed_s"] += time.perf_counter() - t0
-            return out
-
-        def timed_chunk(batch_articles):
-            t0 = time.perf_counter()
-            out = inner_chunk(batch_articles)
-            spent["chunk_s"] += time.perf_counter() - t0
-            return out
-
         # The embedder's and the chunker's shares of Index.add.
-        emb.embed_passages = timed_embed
-        index.chunker.chunk_many = timed_chunk
+        spent = _common.time_index_add(index)
         with Stopwatch() as sw:
             report = index.add(articles)
         embedded_texts = [embedding_text(a.title, a.text) for a in articles]

@@ -332,38 +332,23 @@ def instrument(index, lookup: dict | None = None) -> dict:
     the chunk vectors by text (``chunks``) and what :func:`synthetic_vectors` needs to make
     the sentence vectors that ``Index.add`` also asks for (``real``, ``noise``, ``seed``).
     """
-    spent = {"embed_s": 0.0, "chunk_s": 0.0, "embedded": 0, "synthetic_sentences": 0, "calls": 0}
-    emb, chunker = index.embedder, index.chunker
-    inner_embed, inner_chunk = emb.embed_passages, chunker.chunk_many
+    spent = {"synthetic_sentences": 0, "calls": 0}
+    if lookup is None:
+        return _common.time_index_add(index, spent=spent)
 
-    def embed(texts):
-        t0 = time.perf_counter()
-        if lookup is None:
-            out = inner_embed(texts)
-        else:
-            import numpy as np
+    def look_up(texts):
+        import numpy as np
 
-            chunk_vecs = lookup["chunks"]
-            missing = [t for t in texts if t not in chunk_vecs]
-            if missing:  # sentences (title + sentence): synthetic vectors, drawn in call order
-                spent["synthetic_sentences"] += len(missing)
-                made, _ = synthetic_vectors(lookup["real"], len(missing), lookup["noise"], lookup["seed"] + spent["calls"])
-                extra = dict(zip(missing, made))
-            out = np.stack([chunk_vecs[t] if t in chunk_vecs else extra[t] for t in texts])
-            spent["calls"] += 1
-        spent["embed_s"] += time.perf_counter() - t0
-        spent["embedded"] += len(texts)
-        return out
+        chunk_vecs = lookup["chunks"]
+        missing = [t for t in texts if t not in chunk_vecs]
+        if missing:  # sentences (title + sentence): synthetic vectors, drawn in call order
+            spent["synthetic_sentences"] += len(missing)
+            made, _ = synthetic_vectors(lookup["real"], len(missing), lookup["noise"], lookup["seed"] + spent["calls"])
+            extra = dict(zip(missing, made))
+        spent["calls"] += 1
+        return np.stack([chunk_vecs[t] if t in chunk_vecs else extra[t] for t in texts])
 
-    def chunk_many(articles):
-        t0 = time.perf_counter()
-        out = inner_chunk(articles)
-        spent["chunk_s"] += time.perf_counter() - t0
-        return out
-
-    emb.embed_passages = embed
-    chunker.chunk_many = chunk_many
-    return spent
+    return _common.time_index_add(index, look_up, spent)
 
 
 def add_progress(total: int):
