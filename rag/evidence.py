@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.analysis import terms
-from rag.chunking import embedding_text, split_sentences
+from rag.chunking import chunk_sentences, embedding_text
 from rag.types import Hit
 
 log = logging.getLogger(__name__)
@@ -113,18 +113,17 @@ class EvidenceScorer:
         seen = set()
         out = []
         for h in hits:
-            for s, e in split_sentences(h.text):
-                key = (h.article_id, h.start + s, h.start + e)
+            for s, e, sentence in chunk_sentences(h.text, h.start):
+                key = (h.article_id, s, e)
                 if key in seen:
                     continue
                 seen.add(key)
-                sentence = h.text[s:e]
                 if looks_like_instructions(sentence):
                     log.warning("ignored a sentence that reads like instructions to a model in article %s", h.article_id)
                     continue
                 if len(sentence) < 8:
                     continue
-                out.append((h, h.start + s, h.start + e, sentence))
+                out.append((h, s, e, sentence))
         return out
 
     def score(self, question: str, hits: Sequence[Hit], query_vec: np.ndarray | None = None) -> list[Evidence]:

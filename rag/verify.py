@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.analysis import detect_language, fold, names, numbers
-from rag.chunking import split_sentences
+from rag.chunking import chunk_sentences, split_sentences
 from rag.evidence import SentenceVectors, looks_like_instructions
 from rag.types import Citation, Hit, SentenceCheck
 
@@ -59,8 +59,7 @@ class CitationVerifier:
 
     def _source_sentences(self, hit: Hit) -> list[tuple[int, int, str]]:
         # Text addressed to a model is never support for a claim, even when it states it.
-        return [(hit.start + s, hit.start + e, hit.text[s:e]) for s, e in split_sentences(hit.text)
-                if not looks_like_instructions(hit.text[s:e])]
+        return [(s, e, sent) for s, e, sent in chunk_sentences(hit.text, hit.start) if not looks_like_instructions(sent)]
 
     def best_quote(self, claim: str, n: int, hit: Hit, claim_vec: np.ndarray) -> Quote | None:
         sents = self._source_sentences(hit)
