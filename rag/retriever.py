@@ -109,8 +109,10 @@ class Retriever:
                 return []
         vec = self.index.embedder.embed_query(text) if query_vector is None else query_vector
         with self.index._lock:
-            ids, cosines = self._rank(text, vec, k, allowed)
-            rows = self.index.store.chunk_rows(ids)
+            ids, cosines, rows = self._rank(text, vec, k, allowed)
+            missing = [c for c in ids if c not in rows]
+            if missing:
+                rows.update(self.index.store.chunk_rows(missing))
         hits = []
         for cid in ids:
             r = rows.get(cid)
@@ -119,8 +121,9 @@ class Retriever:
             hits.append(Hit(r.article_id, r.title, r.date, r.source, r.url, cid, cosines[cid], r.text, r.start, r.end))
         return hits
 
-    def _rank(self, text: str, vec: np.ndarray, k: int, allowed) -> tuple[list[int], dict[int, float]]:
-        """Chunk ids best first, and the cosine of every one of them.
+    def _rank(self, text: str, vec: np.ndarray, k: int, allowed) -> tuple[list[int], dict[int, float], dict]:
+        """Chunk ids best first, the cosine of every one of them, and the store rows
+        read on the way (the sentence stage reads every candidate's).
 
         The candidates (the dense and the lexical top ``candidates``) are ordered by a
         weighted sum of standardized scores: the chunk's cosine, its BM25 score
@@ -132,7 +135,7 @@ class Retriever:
         index = self.index
         if self.mode == "dense" and not self.rerank:
             ids, scores = index.vectors.search(vec, k, allowed)
-            return ids, dict(zip(ids, scores))
+            return ids, dict(zip(ids, scores)), {}
         n = max(k, self.candidates)
         dense_ids, dense_scores = ([], []) if self.mode == "bm25" else index.vectors.search(vec, n, allowed)
         cosines = dict(zip(dense_ids, dense_scores))
@@ -157,18 +160,20 @@ class Retriever:
             cosines[cid] = float(v @ vec)
         pool = [c for c in pool if c in cosines]
         if len(pool) <= 1:
-            return pool[:k], cosines
+            return pool[:k], cosines, {}
         fused = np.zeros(len(pool))
         if self.mode != "bm25":
             fused += _standardize(np.array([cosines[c] for c in pool]))
         if weight > 0:
             fused += weight * _standardize(lexical.scores_of(scores, pool))
+        rows = {}
         if self.rerank:
+            rows = index.store.chunk_rows(pool)
             w = self.sentence_weight * (2.0 - min(weight, 1.0))
-            fused += w * _standardize(self._best_sentences(pool, vec, cosines))
+            fused += w * _standardize(self._best_sentences(pool, rows, vec, cosines))
         # Ties keep the first stage's order (dense, then lexical).
         order = sorted(range(len(pool)), key=lambda i: (-fused[i], i))
-        return [pool[i] for i in order[:k]], cosines
+        return [pool[i] for i in order[:k]], cosines, rows
 
     def _languages(self, chunk_ids: list[int]) -> list[str]:
         """Languages of the chunks' articles (detected from the text for stores that lack them)."""
@@ -179,8 +184,8 @@ class Retriever:
             known.update({c: detect_language(r.title + " " + r.text) for c, r in rows.items()})
         return [x for x in known.values() if x]
 
-    def _best_sentences(self, pool: list[int], vec: np.ndarray, cosines: dict[int, float]) -> np.ndarray:
-        """Per chunk of ``pool``, the cosine of its sentence closest to the question.
+    def _best_sentences(self, pool: list[int], rows: dict, vec: np.ndarray, cosines: dict[int, float]) -> np.ndarray:
+        """Per chunk of ``pool`` (``rows``: their store rows), the cosine of its sentence closest to the question.
 
         Sentence vectors (title as context) are stored at ingestion and read by span;
         a chunk with none stored (an index built without them) has its sentences
@@ -188,7 +193,6 @@ class Retriever:
         """
         q = np.asarray(vec, dtype=np.float32)
         best = np.array([cosines[c] for c in pool])  # a chunk without sentences keeps its own score
-        rows = self.index.store.chunk_rows(pool)
         present = [i for i, c in enumerate(pool) if c in rows]
         stored = self.index.store.sentence_vectors_within(
             [(rows[pool[i]].article_id, rows[pool[i]].start, rows[pool[i]].end) for i in present], "title")
