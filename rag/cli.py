@@ -74,10 +74,10 @@ def cmd_index_add(args: argparse.Namespace) -> int:
             f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged "
             f"({report.chunks_added} chunks embedded) in {report.seconds:.1f}s -> {index.path}"
         )
-        for p in report.problems:
-            print(f"skipped {p}", file=sys.stderr)
-    if report.problems:
-        print(f"{len(report.problems)} file(s) or record(s) could not be read (listed above)", file=sys.stderr)
+        for line in report.problem_summary():
+            print(f"skipped {line}", file=sys.stderr)
+    if report.problem_count:
+        print(f"{report.problem_count:,} file(s) or record(s) could not be read (listed above)", file=sys.stderr)
         return 1
     return 0
 

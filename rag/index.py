@@ -293,8 +293,9 @@ class Index:
         try:
             for item in stream():
                 if isinstance(item, RecordProblem):
-                    report.problems.append(item)
-                    log.warning("skipped %s", item)
+                    # Logged at info: the caller reports problems (the CLI prints them once).
+                    if report.add_problem(item):
+                        log.info("skipped %s", item)
                     continue
                 seen += 1
                 batch[item.id] = item
