@@ -32,7 +32,7 @@ import numpy as np
 
 from rag.config import Config
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
-from rag.fsutil import atomic_write_json, try_write_lock, write_lock
+from rag.fsutil import atomic_write_json, fsync_dir, try_write_lock, write_lock
 from rag.store import DB_NAME, Store
 from rag.types import AddReport, Article, RecordProblem
 from rag.vectors import VectorIndex, latest_vectors_file, vectors_filename
@@ -105,6 +105,9 @@ class Index:
     # -- opening ----------------------------------------------------------
     @classmethod
     def exists(cls, path: str | Path) -> bool:
+        """Whether an index is at ``path`` (after finishing or undoing a rebuild that a crash
+        interrupted, see :func:`recover_rebuild`)."""
+        recover_rebuild(Path(path))
         return (Path(path) / MANIFEST).is_file() and (Path(path) / DB_NAME).is_file()
 
     @classmethod
@@ -522,20 +525,91 @@ class Index:
                     p.unlink()
                 old._persist()
             return old
-        tmp = path.with_name(path.name + ".rebuild")
-        shutil.rmtree(tmp, ignore_errors=True)
-        new = cls.create(tmp, config)
-        new.add(list(old.store.iter_articles()), progress=progress)
+        # Re-embed into <index>.rebuild, then swap folders. The writer lock is held
+        # throughout, so no write to the old index is lost meanwhile; a crash at any
+        # point is finished or undone by the next open (recover_rebuild).
+        tmp, backup = _rebuild_paths(path)
         old.close()
-        new.close()
-        if (path / "uploads").is_dir():  # files added through the app live with the index
-            shutil.move(str(path / "uploads"), str(tmp / "uploads"))
-        backup = path.with_name(path.name + ".old")
-        shutil.rmtree(backup, ignore_errors=True)
-        path.rename(backup)
-        tmp.rename(path)
+        with write_lock(path, wait=LOCK_WAIT_SECONDS):
+            old = cls.open(path, check_format=False)
+            shutil.rmtree(tmp, ignore_errors=True)
+            new = cls.create(tmp, config)
+            new.add(list(old.store.iter_articles()), progress=progress)
+            old.close()
+            new.close()
+            if (path / UPLOADS).is_dir():  # files added through the app live with the index
+                shutil.move(str(path / UPLOADS), str(tmp / UPLOADS))
+            atomic_write_json(tmp / REBUILD_COMPLETE, {"rebuilt": _now()})
+            shutil.rmtree(backup, ignore_errors=True)
+            path.rename(backup)
+            tmp.rename(path)
+            fsync_dir(path.parent)
+            (path / REBUILD_COMPLETE).unlink(missing_ok=True)
         shutil.rmtree(backup, ignore_errors=True)
         return cls.open(path, config)
+
+
+UPLOADS = "uploads"
+#: Written into <index>.rebuild once it holds everything; the swap may then complete.
+REBUILD_COMPLETE = ".rebuild-complete"
+
+
+def _rebuild_paths(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + ".rebuild"), path.with_name(path.name + ".old")
+
+
+def recover_rebuild(path: Path) -> str | None:
+    """Finish or undo a re-embedding rebuild that a crash interrupted; says what it did.
+
+    A rebuild fills ``<index>.rebuild``, marks it complete, renames ``<index>`` to
+    ``<index>.old`` and ``<index>.rebuild`` to ``<index>``. After a crash: a complete
+    new folder is swapped in, an incomplete one is removed (moving back the uploads
+    it had taken), and a left-over ``.old`` is removed once ``<index>`` is in place.
+    Nothing is done while a rebuild is running (its lock is held).
+
+    Returns:
+        What was done (also logged as a warning), or None when there was nothing to do.
+    """
+    tmp, backup = _rebuild_paths(path)
+    if not tmp.exists() and not backup.exists():
+        return None
+    holder = path if path.exists() else backup
+    if not holder.exists():
+        return None
+    with try_write_lock(holder) as free:
+        if not free:
+            return None  # a rebuild (or another writer) is at work
+        complete = (tmp / REBUILD_COMPLETE).is_file()
+        if not path.exists():
+            if complete:
+                tmp.rename(path)
+                done = f"finished an interrupted rebuild of {path}: the rebuilt index is in place"
+            else:
+                backup.rename(path)
+                _discard_rebuild(tmp, path)
+                done = f"undid an interrupted rebuild of {path}: the index is as it was before"
+        elif tmp.exists() and complete:
+            shutil.rmtree(backup, ignore_errors=True)
+            path.rename(backup)
+            tmp.rename(path)
+            done = f"finished an interrupted rebuild of {path}: the rebuilt index is in place"
+        elif tmp.exists():
+            _discard_rebuild(tmp, path)
+            done = f"removed an unfinished rebuild of {path} ({tmp.name}); the index is as it was before"
+        else:
+            done = f"removed {backup.name}, the copy of {path} an interrupted rebuild had kept"
+        fsync_dir(path.parent)
+    shutil.rmtree(backup, ignore_errors=True)
+    (path / REBUILD_COMPLETE).unlink(missing_ok=True)
+    log.warning("%s", done)
+    return done
+
+
+def _discard_rebuild(tmp: Path, path: Path) -> None:
+    """Remove an unfinished rebuild folder, first moving back the uploads it had taken."""
+    if (tmp / UPLOADS).is_dir() and not (path / UPLOADS).exists():
+        shutil.move(str(tmp / UPLOADS), str(path / UPLOADS))
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read_latest_vectors(path: Path, config: Config, dim: int) -> tuple[VectorIndex, int | None]:

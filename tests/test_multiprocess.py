@@ -164,3 +164,70 @@ def test_app_and_cli_writing_one_index_lose_no_vectors(hash_config, tmp_path, mo
     assert stats["articles"] == 7
     assert stats["vectors"] == stats["chunks"]
     assert file_matches_store(index_dir)
+
+
+REBUILD = textwrap.dedent(
+    """
+    import os, pathlib, shutil, signal, sys
+    import rag
+    from rag.config import Config
+
+    index_dir, crash_at = pathlib.Path(sys.argv[1]), sys.argv[2]
+    calls = {"rename": 0}
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    real_rename, real_move = pathlib.Path.rename, shutil.move
+
+    def rename(self, target):
+        calls["rename"] += 1
+        if crash_at == f"rename{calls['rename']}":
+            die()
+        return real_rename(self, target)
+
+    def move(src, dst, *a, **kw):
+        out = real_move(src, dst, *a, **kw)
+        if crash_at == "after-uploads-moved":
+            die()
+        return out
+
+    pathlib.Path.rename, shutil.move = rename, move
+    config = Config(index_dir=index_dir, embedder="hash", chunk_size=48, chunk_overlap=8)
+    rag.Index.rebuild(index_dir, config)
+    print("REBUILT", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("crash_at, outcome", [
+    ("after-uploads-moved", "as it was before"),   # the new folder is not complete: roll back
+    ("rename1", "rebuilt index is in place"),            # complete, not yet swapped
+    ("rename2", "rebuilt index is in place"),            # between the two renames: no <index> at all
+    ("none", None),                     # no crash
+])
+def test_rebuild_killed_during_the_swap_is_finished_or_undone(hash_config, tmp_path, crash_at, outcome, caplog):
+    """Issue 10 finding 6: a re-embedding rebuild killed between its renames left no index."""
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(make_articles(5))
+    index.close()
+    uploads = hash_config.index_dir / "uploads"
+    uploads.mkdir()
+    (uploads / "abc-note.txt").write_text("Note\n\nUn texte.\n", encoding="utf-8")
+    script = tmp_path / "rebuild.py"
+    script.write_text(REBUILD)
+    child = subprocess.run([sys.executable, str(script), str(hash_config.index_dir), crash_at], env=ENV,
+                           capture_output=True, text=True, timeout=120)
+    assert ("REBUILT" in child.stdout) == (crash_at == "none"), child.stderr[-2000:]
+    caplog.set_level("WARNING", logger="rag.index")
+    index = rag.Index.open(hash_config.index_dir)
+    if outcome:
+        assert any(outcome in r.getMessage() for r in caplog.records), caplog.text
+    assert index.store.counts()[0] == 5
+    consistent(index)
+    expected_chunk_size = 64 if outcome == "as it was before" else 48
+    assert index.config.chunk_size == expected_chunk_size
+    index.close()
+    assert (uploads / "abc-note.txt").is_file()
+    parent = hash_config.index_dir.parent
+    assert not (parent / "index.rebuild").exists() and not (parent / "index.old").exists()
