@@ -39,6 +39,8 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl", ".json.
 
 MAX_TITLE_CHARS = 1_000
 MAX_ID_CHARS = 200
+#: Longest date, source or url: they are sent with every library listing.
+MAX_FIELD_CHARS = 2_000
 
 NO_TEXT = "record has no text (expected a non-empty 'text' or 'article' field)"
 _BODY_FIELDS = ("text", "article", "body", "content")
@@ -51,6 +53,9 @@ _BOM = b"\xef\xbb\xbf"
 # C0 and C1 controls and DEL, except tab and the newlines that normalize_text unifies.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# A JSON "\ud800" escape decodes to a lone surrogate, which is not a character: it cannot be
+# encoded, stored or hashed.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Bytes no text file has in bulk (whitespace, backspace and escape are allowed).
 _NON_TEXT = re.compile("[\x00-\x07\x0e-\x1a\x1c-\x1f\x7f]")
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\n]*\n)+")
@@ -71,11 +76,19 @@ class ReadLimits:
         max_json_bytes: largest .json file (after decompression for .json.gz),
             which is parsed whole.
         max_article_chars: longest article body, in characters.
+        max_gzip_bytes: most data a streamed .jsonl.gz file may decompress to.
+        max_gzip_ratio: most a .jsonl.gz may expand (decompressed / compressed bytes),
+            checked past the first 8 MB: news compresses 3-10x, a gzip bomb 1000x.
+        max_bad_in_a_row: consecutive bad records after which a file is abandoned
+            (it is most likely not a file of article records at all).
     """
 
     max_file_bytes: int = 10 * _MB
     max_json_bytes: int = 200 * _MB
     max_article_chars: int = 1_000_000
+    max_gzip_bytes: int = 4096 * _MB
+    max_gzip_ratio: int = 100
+    max_bad_in_a_row: int = 1_000
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -115,10 +128,27 @@ def iter_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def _walk_all(given: list[Path]) -> Iterator[Path]:
+    for item in _walk_items(given):
+        if isinstance(item, RecordProblem):
+            logger.warning("skipped %s", item)
+        else:
+            yield item
+
+
+def _walk_items(given: list[Path]) -> Iterator[Path | RecordProblem]:
+    """Files to read and, as problems, the symlinked files a folder walk skipped."""
     seen: set[str] = set()
     for top in given:
-        for path in _walk(top) if top.is_dir() else (top,):
+        root = os.path.realpath(top) if top.is_dir() else None
+        for path in _walk(top) if root is not None else (top,):
             key = os.path.realpath(path)
+            if root is not None and os.path.commonpath([root, key]) != root:
+                # A link in a folder pointing out of it (dir/x.txt -> /etc/shadow) would put
+                # that file in front of everyone who can ask. Named on the command line, a
+                # link is the user's choice; found by a walk, it is not.
+                yield RecordProblem(str(path), None, "skipped: a symbolic link to a file outside the folder "
+                                                     "(name it on its own to read it)")
+                continue
             if key not in seen:
                 seen.add(key)
                 yield path
@@ -166,12 +196,18 @@ def read_articles(
     Raises:
         InputError: at once, when a path does not exist.
     """
-    return _read_all(iter_paths(paths), limits)
+    given = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    iter_paths(given)  # checks that they exist, at once
+    return _read_all(_walk_items(given), limits)
 
 
-def _read_all(files: Iterator[Path], limits: ReadLimits) -> Iterator[Article | RecordProblem]:
+def _read_all(files: Iterator[Path | RecordProblem], limits: ReadLimits) -> Iterator[Article | RecordProblem]:
     n_files = n_articles = n_problems = 0
     for path in files:
+        if isinstance(path, RecordProblem):
+            n_problems += 1
+            yield path
+            continue
         n_files += 1
         for item in read_file(path, limits):
             if isinstance(item, Article):
@@ -278,6 +314,8 @@ def _read_gzip_capped(path: Path, limit: int) -> bytes:
 
 def _check_text(head: bytes) -> None:
     """Raise if the first bytes of a file show it is not UTF-8 text at all."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise InputError("file is UTF-32 text; only UTF-8 is supported (save it as UTF-8)")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError("file is UTF-16 text; only UTF-8 is supported (save it as UTF-8)")
     if b"\x00" in head:
@@ -333,8 +371,30 @@ def _records_from_json(text: str, path: Path, limits: ReadLimits) -> Iterator[Ar
         raise InputError(f"expected a list of records or an object, got {_json_type(data)}")
     if not data:
         raise InputError("file has no records (the list is empty)")
+    bad = _BadRun(path, limits)
     for number, rec in enumerate(data, 1):
-        yield _record(rec, path, number, limits)
+        item = _record(rec, path, number, limits)
+        yield item
+        if bad.stop(item, number):
+            yield bad.problem
+            return
+
+
+class _BadRun:
+    """Counts consecutive bad records; a file that is mostly garbage is abandoned early."""
+
+    def __init__(self, path: Path, limits: ReadLimits):
+        self.path, self.limit, self.run = path, limits.max_bad_in_a_row, 0
+        self.problem: RecordProblem | None = None
+
+    def stop(self, item: Article | RecordProblem, line: int) -> bool:
+        self.run = self.run + 1 if isinstance(item, RecordProblem) else 0
+        if self.run < self.limit:
+            return False
+        self.problem = RecordProblem(
+            str(self.path), line, f"stopped reading this file after {self.run:,} bad records in a row "
+                                  "(is it a file of article records?); the records before were read")
+        return True
 
 
 def _read_jsonl(path: Path, compressed: bool, limits: ReadLimits) -> Iterator[Article | RecordProblem]:
@@ -360,39 +420,58 @@ def _read_jsonl(path: Path, compressed: bool, limits: ReadLimits) -> Iterator[Ar
         stream.seek(0)
         offset = 0  # of the current line's first byte, in the (decompressed) data
         seen_record = False
+        bad = _BadRun(path, limits)
         while line := read(max_line + 1):
             line_no += 1
             start = offset
             offset += len(line)
+            if compressed:
+                _check_gzip_growth(offset, raw.tell(), limits, line_no)
             if len(line) > max_line:
                 while not line.endswith(b"\n") and (line := read(_MB)):
                     offset += len(line)
-                yield RecordProblem(str(path), line_no,
-                                    f"line is longer than the {_fmt_size(max_line)} limit for one record")
-                continue
-            if line_no == 1 and line.startswith(_BOM):
-                line, start = line[len(_BOM):], start + len(_BOM)
-            if not line.strip():
-                continue
-            seen_record = True
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield RecordProblem(str(path), line_no, _utf8_reason(start + e.start))
-                continue
-            try:
-                # strict=False takes raw control characters inside strings, which sloppy
-                # exports have (tabs above all); they are stripped later like any other.
-                rec = json.loads(text, strict=False)
-            except json.JSONDecodeError as e:
-                yield RecordProblem(str(path), line_no, f"invalid JSON at column {e.colno}: {e.msg}")
-                continue
-            except (ValueError, RecursionError) as e:
-                yield RecordProblem(str(path), line_no, f"invalid JSON: {e}")
-                continue
-            yield _record(rec, path, line_no, limits)
+                    if compressed:
+                        _check_gzip_growth(offset, raw.tell(), limits, line_no)
+                item: Article | RecordProblem = RecordProblem(
+                    str(path), line_no, f"line is longer than the {_fmt_size(max_line)} limit for one record")
+            else:
+                if line_no == 1 and line.startswith(_BOM):
+                    line, start = line[len(_BOM):], start + len(_BOM)
+                if not line.strip():
+                    continue
+                seen_record = True
+                item = _jsonl_record(line, start, path, line_no, limits)
+            yield item
+            if bad.stop(item, line_no):
+                yield bad.problem
+                return
     if not seen_record:
         raise InputError("file has no records (only blank lines)")
+
+
+def _check_gzip_growth(decompressed: int, compressed: int, limits: ReadLimits, line_no: int) -> None:
+    if decompressed > limits.max_gzip_bytes:
+        raise InputError(f"stopped reading: the file decompresses to more than the "
+                         f"{_fmt_size(limits.max_gzip_bytes)} limit", line=line_no)
+    if decompressed > 8 * _MB and decompressed > limits.max_gzip_ratio * max(compressed, 1):
+        raise InputError(f"stopped reading: the file expands more than {limits.max_gzip_ratio}x when "
+                         "decompressed (a gzip bomb?)", line=line_no)
+
+
+def _jsonl_record(line: bytes, start: int, path: Path, line_no: int, limits: ReadLimits) -> Article | RecordProblem:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return RecordProblem(str(path), line_no, _utf8_reason(start + e.start))
+    try:
+        # strict=False takes raw control characters inside strings, which sloppy
+        # exports have (tabs above all); they are stripped later like any other.
+        rec = json.loads(text, strict=False)
+    except json.JSONDecodeError as e:
+        return RecordProblem(str(path), line_no, f"invalid JSON at column {e.colno}: {e.msg}")
+    except (ValueError, RecursionError) as e:
+        return RecordProblem(str(path), line_no, f"invalid JSON: {e}")
+    return _record(rec, path, line_no, limits)
 
 
 def _record(rec: Any, path: Path, line: int | None, limits: ReadLimits) -> Article | RecordProblem:
@@ -401,6 +480,9 @@ def _record(rec: Any, path: Path, line: int | None, limits: ReadLimits) -> Artic
         return _article_from_record(rec, origin=origin, max_chars=limits.max_article_chars)
     except InputError as e:
         return RecordProblem(str(path), line, e.reason)
+    except (UnicodeError, RecursionError) as e:  # a record that slipped past the checks never stops a read
+        logger.debug("%s: unexpected bad record", origin, exc_info=True)
+        return RecordProblem(str(path), line, f"record cannot be read: {type(e).__name__}: {str(e)[:200]}")
 
 
 def _json_type(value: Any) -> str:
@@ -608,6 +690,15 @@ def _make_article(
     origin: str | None = None,
     max_chars: int,
 ) -> Article:
+    for name, value in (("title", title), ("text", text), ("id", article_id), ("date", date),
+                        ("source", source), ("url", url), ("heading", heading)):
+        if value is None:
+            continue
+        if _SURROGATE.search(value):
+            raise InputError(f"'{name}' holds a lone surrogate escape (such as \\ud800), which is not a "
+                             "character; fix the export that wrote it")
+        if name in ("date", "source", "url") and len(value) > MAX_FIELD_CHARS:
+            raise InputError(f"'{name}' is {len(value):,} characters, longer than the {MAX_FIELD_CHARS:,} limit")
     title = " ".join(_clean(title).split())
     text = _LEADING_BLANK_LINES.sub("", _clean(text)).rstrip()
     if not title:

@@ -74,10 +74,10 @@ def cmd_index_add(args: argparse.Namespace) -> int:
             f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged "
             f"({report.chunks_added} chunks embedded) in {report.seconds:.1f}s -> {index.path}"
         )
-        for p in report.problems:
-            print(f"skipped {p}", file=sys.stderr)
-    if report.problems:
-        print(f"{len(report.problems)} file(s) or record(s) could not be read (listed above)", file=sys.stderr)
+        for line in report.problem_summary():
+            print(f"skipped {line}", file=sys.stderr)
+    if report.problem_count:
+        print(f"{report.problem_count:,} file(s) or record(s) could not be read (listed above)", file=sys.stderr)
         return 1
     return 0
 
@@ -143,7 +143,9 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from rag.retriever import Retriever
+    from rag.retriever import Retriever, clean_query
+
+    clean_query(args.query)  # an empty question fails before the index and model load
 
     retriever = Retriever(_open_index(args))
     filters = {"date_from": args.date_from, "date_to": args.date_to, "sources": args.source or None}
@@ -164,8 +166,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.chat import Assistant
     from rag.config import AnswerConfig
-    from rag.retriever import Retriever
+    from rag.retriever import Retriever, clean_query
 
+    clean_query(args.question)  # an empty question fails before the index and model load
     llm = None
     if args.llm:
         from rag.llm import parse_llm_spec
@@ -194,8 +197,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a hint when a question starting with '-' was taken for an option."""
+
+    def error(self, message: str):
+        if "required: question" in message or "required: query" in message or (
+                "unrecognized arguments: -" in message):
+            message += ("\n(a question that starts with '-' goes after '--', e.g. "
+                        "rag ask --index DIR -- \"-5 °C in Paris: is that a record?\")")
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rag", description="Index news articles and ask questions about them, offline.")
+    p = _Parser(prog="rag", description="Index news articles and ask questions about them, offline.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = p.add_subparsers(dest="command", required=True)
 

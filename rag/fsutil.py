@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -48,19 +49,50 @@ def atomic_write_json(path: Path, data: dict) -> None:
 
 
 @contextlib.contextmanager
-def write_lock(folder: Path) -> Iterator[None]:
-    """Hold the index folder's writer lock (one writer process at a time)."""
+def write_lock(folder: Path, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the index folder's writer lock (one writer process at a time).
+
+    Args:
+        wait: seconds to wait for another process to release it (writers hold it
+            for one commit at a time, so a short wait lets several take turns).
+    Raises:
+        IndexLockedError: still held by another process after ``wait`` seconds.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     fh = open(folder / ".lock", "a+")
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise IndexLockedError(
-                f"another process is writing to the index at {folder}; wait for it to finish"
-            ) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexLockedError(
+                        f"another process is writing to the index at {folder}; wait for it to finish"
+                    ) from None
+                time.sleep(0.05)
         yield
     finally:
         with contextlib.suppress(OSError):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         fh.close()
+
+
+@contextlib.contextmanager
+def try_write_lock(folder: Path) -> Iterator[bool]:
+    """The writer lock if it is free at once (True), else nothing held (False); never waits.
+
+    For optional work, such as a reader saving a repaired file; a folder that cannot
+    be locked at all (read-only) counts as busy.
+    """
+    try:
+        cm = write_lock(folder)
+        cm.__enter__()
+    except (IndexLockedError, OSError):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        cm.__exit__(None, None, None)

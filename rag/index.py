@@ -6,10 +6,19 @@ Layout of ``index/``::
     store.sqlite             articles, chunk offsets, vectors and BM25 terms (the source of truth)
     vectors-<gen>.faiss      the FAISS index for store generation <gen>
     lexical-<gen>.npz        the BM25 matrix for store generation <gen>
+
+Several processes may use one folder. The store is the truth; the FAISS file is a
+cache of it. A writer takes the folder's lock for each commit (not for a whole
+ingest) and first brings its in-memory FAISS index up to the store's current state,
+so what another process committed meanwhile is never overwritten. Readers never
+take the lock: they load the latest FAISS file and catch it up with the store in
+memory (the file may lag during an ingest), and every read checks the store's
+generation, so a long-running app sees another process's commits without a restart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -22,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import Config
-from rag.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from rag.fsutil import atomic_write_json, write_lock
+from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from rag.fsutil import atomic_write_json, fsync_dir, try_write_lock, write_lock
 from rag.store import DB_NAME, Store
 from rag.types import AddReport, Article, RecordProblem
 from rag.vectors import VectorIndex, latest_vectors_file, vectors_filename
@@ -33,6 +42,12 @@ log = logging.getLogger(__name__)
 FORMAT = "rag-news-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+
+#: How long a writer waits for another process's commit before giving up (IndexLockedError).
+LOCK_WAIT_SECONDS = 30.0
+#: During a long ingest the FAISS and BM25 files are saved at most this often, so
+#: that a reader opening meanwhile has little to catch up on in memory.
+PERSIST_EVERY_SECONDS = 30.0
 
 #: Called during ingestion with (articles seen, chunks embedded, last article title).
 Progress = Callable[[int, int, str], None]
@@ -64,15 +79,23 @@ def _now() -> str:
 class Index:
     """A persisted index of news articles. Open with :meth:`open` or :meth:`create`.
 
-    One process writes at a time (a lock file guards it); any number may read.
+    One process commits at a time (a lock file guards each commit); any number may
+    read, without the lock. Writers and readers alike start from the store's current
+    state, whatever other processes committed.
     """
 
-    def __init__(self, path: Path, config: Config, store: Store, vectors: VectorIndex, manifest: dict):
+    def __init__(self, path: Path, config: Config, store: Store, vectors: VectorIndex, manifest: dict,
+                 vectors_generation: int | None = None):
         self.path = path
         self.config = config
         self.store = store
-        self.vectors = vectors
+        self._vectors = vectors
+        # The store generation the in-memory FAISS index mirrors.
+        self._vectors_gen = store.generation if vectors_generation is None else vectors_generation
         self.manifest = manifest
+        #: seconds a write waits for another process's commit (see LOCK_WAIT_SECONDS)
+        self.lock_wait = LOCK_WAIT_SECONDS
+        self._last_persist = time.monotonic()
         self._embedder = None
         self._chunker = None
         self._lexical = None
@@ -82,6 +105,9 @@ class Index:
     # -- opening ----------------------------------------------------------
     @classmethod
     def exists(cls, path: str | Path) -> bool:
+        """Whether an index is at ``path`` (after finishing or undoing a rebuild that a crash
+        interrupted, see :func:`recover_rebuild`)."""
+        recover_rebuild(Path(path))
         return (Path(path) / MANIFEST).is_file() and (Path(path) / DB_NAME).is_file()
 
     @classmethod
@@ -157,33 +183,56 @@ class Index:
         config = base.with_(index_dir=path, embedder=built.embedder, chunk_size=built.chunk_size,
                             chunk_overlap=built.chunk_overlap, faiss_index=built.faiss_index, hnsw_m=built.hnsw_m)
         emb = manifest.get("embedder", {})
-        vectors = cls._load_vectors(path, store, config, int(emb.get("dim", 0)))
-        return cls(path, config, store, vectors, manifest)
+        vectors, gen = cls._load_vectors(path, store, config, int(emb.get("dim", 0)))
+        return cls(path, config, store, vectors, manifest, gen)
 
     @classmethod
     def open_or_create(cls, path: str | Path, config: Config | None = None) -> "Index":
         return cls.open(path, config) if cls.exists(path) else cls.create(path, config)
 
     @staticmethod
-    def _load_vectors(path: Path, store: Store, config: Config, dim: int) -> VectorIndex:
-        gen = store.generation
-        found = latest_vectors_file(path)
-        if found and found[0] == gen:
-            return VectorIndex.load(found[1], ef_search=config.hnsw_ef_search)
-        # The store committed after the last FAISS save (a crash in between, or
-        # the file was lost): rebuild from stored vectors rather than serve stale ids.
-        log.warning("FAISS file for generation %s not found (have %s); rebuilding it from the stored vectors",
-                    gen, found[0] if found else None)
-        vectors = VectorIndex.empty(dim, config.faiss_index, hnsw_m=config.hnsw_m, ef_search=config.hnsw_ef_search)
-        ids, vecs = store.all_vectors(dim)
-        vectors.add(ids, vecs)
-        try:
-            with write_lock(path):
-                vectors.save(path / vectors_filename(gen))
-                _drop_old_vector_files(path, gen)
-        except OSError as exc:
-            log.warning("could not save the rebuilt FAISS index: %s", exc)
-        return vectors
+    def _load_vectors(path: Path, store: Store, config: Config, dim: int) -> tuple[VectorIndex, int]:
+        """The latest FAISS file, checked against the store and caught up with it in memory.
+
+        Never takes the writer's lock to do so, so opening works during another
+        process's ingest. The repaired index is saved only when the lock is free.
+        """
+        with store.snapshot():
+            gen = store.generation
+            vectors, file_gen = _read_latest_vectors(path, config, dim)
+            vectors, changed = _synced(vectors, store, config)
+        if changed or file_gen != gen:
+            log.info("FAISS file for generation %s did not match the store (generation %s); caught up in memory",
+                     file_gen, gen)
+            _save_repaired(path, store, vectors, gen)
+        return vectors, gen
+
+    # -- staying current ----------------------------------------------------
+    @property
+    def vectors(self) -> VectorIndex:
+        """The FAISS index, first caught up with what any process committed since it was read."""
+        with self._lock:
+            if self.store.generation != self._vectors_gen:
+                self._sync_vectors()
+            return self._vectors
+
+    def _sync_vectors(self) -> None:
+        with self._lock, self.store.snapshot():
+            gen = self.store.generation
+            self._vectors, changed = _synced(self._vectors, self.store, self.config)
+            if changed:
+                log.info("FAISS index caught up with store generation %s (from %s)", gen, self._vectors_gen)
+            self._vectors_gen = gen
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Hold the writer lock (waiting for another process's commit), then this process's lock,
+        with the FAISS index caught up with the store: a write starts from what every process
+        committed, so the file it saves holds exactly the store's chunks."""
+        with write_lock(self.path, wait=self.lock_wait), self._lock:
+            if self.store.generation != self._vectors_gen:
+                self._sync_vectors()
+            yield
 
     def close(self) -> None:
         self.store.close()
@@ -240,31 +289,31 @@ class Index:
             if paths:
                 yield from read_articles(paths)
 
-        # The process lock is held throughout; the in-process lock only around each
-        # commit, so searches from other threads go on while a batch is embedded.
-        with write_lock(self.path):
-            batch: dict[str, Article] = {}
-            try:
-                for item in stream():
-                    if isinstance(item, RecordProblem):
-                        report.problems.append(item)
-                        log.warning("skipped %s", item)
-                        continue
-                    seen += 1
-                    batch[item.id] = item
-                    if len(batch) >= self.config.commit_every:
-                        embedded += self._commit(list(batch.values()), report)
-                        batch = {}
-                        if progress:
-                            progress(seen, embedded, item.title)
-                if batch:
+        # The locks (the process's and this object's) are held only around each commit:
+        # searches from other threads and other processes' commits go on while a batch
+        # is embedded.
+        batch: dict[str, Article] = {}
+        try:
+            for item in stream():
+                if isinstance(item, RecordProblem):
+                    # Logged at info: the caller reports problems (the CLI prints them once).
+                    if report.add_problem(item):
+                        log.info("skipped %s", item)
+                    continue
+                seen += 1
+                batch[item.id] = item
+                if len(batch) >= self.config.commit_every:
                     embedded += self._commit(list(batch.values()), report)
+                    batch = {}
                     if progress:
-                        progress(seen, embedded, "")
-            finally:
-                # Also on Ctrl-C: what was committed is saved, the rest is re-done next run.
-                with self._lock:
-                    self._persist()
+                        progress(seen, embedded, item.title)
+            if batch:
+                embedded += self._commit(list(batch.values()), report)
+                if progress:
+                    progress(seen, embedded, "")
+        finally:
+            # Also on Ctrl-C: what was committed is saved, the rest is re-done next run.
+            self._save_files()
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -305,9 +354,12 @@ class Index:
                           list(zip(spans, sent_vecs[j : j + len(spans)]))))
             i += len(cl)
             j += len(spans)
-        with self._lock:
+        with self._writing():
             removed, added = self.store.write(items, _now())
             self._apply(removed, np.asarray(added, dtype=np.int64), vecs)
+            self._vectors_gen = self.store.generation
+            if time.monotonic() - self._last_persist > PERSIST_EVERY_SECONDS:
+                self._persist()
         for a in todo:
             (report.updated if a.id in known else report.added).append(a.id)
         report.chunks_added += len(added)
@@ -315,42 +367,57 @@ class Index:
 
     @property
     def vectors_dim(self) -> int:
-        return int(self.vectors.faiss_index.d)
+        return int(self._vectors.faiss_index.d)
 
     def _apply(self, removed: Sequence[int], added_ids: np.ndarray, added_vecs: np.ndarray) -> None:
-        """Mirror a store commit in the in-memory FAISS index."""
+        """Mirror this object's store commit in the in-memory FAISS index (under :meth:`_writing`)."""
         if removed:
-            if self.vectors.supports_remove:
-                self.vectors.remove(removed)
+            if self._vectors.supports_remove:
+                self._vectors.remove(removed)
             else:
                 # HNSW cannot delete: rebuild its graph from the stored vectors.
                 self._rebuild_vectors()
                 return
-        self.vectors.add(added_ids, added_vecs)
+        self._vectors.add(added_ids, added_vecs)
 
     def _rebuild_vectors(self) -> None:
         c = self.config
         vectors = VectorIndex.empty(self.vectors_dim, c.faiss_index, hnsw_m=c.hnsw_m, ef_search=c.hnsw_ef_search)
-        ids, vecs = self.store.all_vectors(self.vectors_dim)
-        vectors.add(ids, vecs)
-        self.vectors = vectors
+        with self._lock, self.store.snapshot():
+            ids, vecs = self.store.all_vectors(self.vectors_dim)
+            vectors.add(ids, vecs)
+            self._vectors = vectors
+            self._vectors_gen = self.store.generation
 
     def remove(self, article_id: str) -> bool:
         """Remove one article and its chunks. Returns False when there is no such article."""
-        with self._lock, write_lock(self.path):
+        with self._writing():
             ids = self.store.remove(article_id)
             if ids is None:
                 return False
             self._apply(ids, np.zeros(0, np.int64), np.zeros((0, self.vectors_dim), np.float32))
+            self._vectors_gen = self.store.generation
             self._persist()
         return True
+
+    def _save_files(self) -> None:
+        """Save the FAISS and BM25 files and the manifest for the store's current generation.
+
+        Best effort: when another process holds the lock too long, the files stay a
+        generation behind, which every open and every writer catches up from the store.
+        """
+        try:
+            with self._writing():
+                self._persist()
+        except IndexLockedError as exc:
+            log.warning("index files not saved (%s); the next open catches up from the store", exc)
 
     @property
     def lexical(self):
         """The BM25 index of the chunks (loaded or rebuilt for the current generation)."""
         from rag.lexical import BM25Index, lexical_filename
 
-        with self._lock:
+        with self._lock, self.store.snapshot():
             gen = self.store.generation
             if self._lexical is None or self._lexical_gen != gen:
                 path = self.path / lexical_filename(gen)
@@ -363,12 +430,14 @@ class Index:
             return self._lexical
 
     def _persist(self) -> None:
+        """Save the files of the current generation (under :meth:`_writing`, or at create)."""
         from rag.lexical import lexical_filename
 
         gen = self.store.generation
         target = self.path / vectors_filename(gen)
         if not target.exists():
             self.vectors.save(target)
+        self._last_persist = time.monotonic()
         lex_path = self.path / lexical_filename(gen)
         if not lex_path.exists():
             self.lexical.save(lex_path)
@@ -411,7 +480,7 @@ class Index:
             "sentence_vectors": self.store.sentence_count(),
             "embedder": self.manifest.get("embedder", {}),
             "chunking": self.manifest.get("chunking", {}),
-            "faiss": self.manifest.get("faiss", {}),
+            "faiss": {**self.manifest.get("faiss", {}), "kind": self.vectors.kind},
             "size_bytes": size,
             "updated": self.manifest.get("updated"),
             "checksum": self.manifest.get("checksum"),
@@ -456,20 +525,160 @@ class Index:
                     p.unlink()
                 old._persist()
             return old
-        tmp = path.with_name(path.name + ".rebuild")
-        shutil.rmtree(tmp, ignore_errors=True)
-        new = cls.create(tmp, config)
-        new.add(list(old.store.iter_articles()), progress=progress)
+        # Re-embed into <index>.rebuild, then swap folders. The writer lock is held
+        # throughout, so no write to the old index is lost meanwhile; a crash at any
+        # point is finished or undone by the next open (recover_rebuild).
+        tmp, backup = _rebuild_paths(path)
         old.close()
-        new.close()
-        if (path / "uploads").is_dir():  # files added through the app live with the index
-            shutil.move(str(path / "uploads"), str(tmp / "uploads"))
-        backup = path.with_name(path.name + ".old")
-        shutil.rmtree(backup, ignore_errors=True)
-        path.rename(backup)
-        tmp.rename(path)
+        with write_lock(path, wait=LOCK_WAIT_SECONDS):
+            old = cls.open(path, check_format=False)
+            shutil.rmtree(tmp, ignore_errors=True)
+            new = cls.create(tmp, config)
+            new.add(list(old.store.iter_articles()), progress=progress)
+            old.close()
+            new.close()
+            if (path / UPLOADS).is_dir():  # files added through the app live with the index
+                shutil.move(str(path / UPLOADS), str(tmp / UPLOADS))
+            atomic_write_json(tmp / REBUILD_COMPLETE, {"rebuilt": _now()})
+            shutil.rmtree(backup, ignore_errors=True)
+            path.rename(backup)
+            tmp.rename(path)
+            fsync_dir(path.parent)
+            (path / REBUILD_COMPLETE).unlink(missing_ok=True)
         shutil.rmtree(backup, ignore_errors=True)
         return cls.open(path, config)
+
+
+UPLOADS = "uploads"
+#: Written into <index>.rebuild once it holds everything; the swap may then complete.
+REBUILD_COMPLETE = ".rebuild-complete"
+
+
+def _rebuild_paths(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + ".rebuild"), path.with_name(path.name + ".old")
+
+
+def recover_rebuild(path: Path) -> str | None:
+    """Finish or undo a re-embedding rebuild that a crash interrupted; says what it did.
+
+    A rebuild fills ``<index>.rebuild``, marks it complete, renames ``<index>`` to
+    ``<index>.old`` and ``<index>.rebuild`` to ``<index>``. After a crash: a complete
+    new folder is swapped in, an incomplete one is removed (moving back the uploads
+    it had taken), and a left-over ``.old`` is removed once ``<index>`` is in place.
+    Nothing is done while a rebuild is running (its lock is held).
+
+    Returns:
+        What was done (also logged as a warning), or None when there was nothing to do.
+    """
+    tmp, backup = _rebuild_paths(path)
+    if not tmp.exists() and not backup.exists():
+        return None
+    holder = path if path.exists() else backup
+    if not holder.exists():
+        return None
+    with try_write_lock(holder) as free:
+        if not free:
+            return None  # a rebuild (or another writer) is at work
+        complete = (tmp / REBUILD_COMPLETE).is_file()
+        if not path.exists():
+            if complete:
+                tmp.rename(path)
+                done = f"finished an interrupted rebuild of {path}: the rebuilt index is in place"
+            else:
+                backup.rename(path)
+                _discard_rebuild(tmp, path)
+                done = f"undid an interrupted rebuild of {path}: the index is as it was before"
+        elif tmp.exists() and complete:
+            shutil.rmtree(backup, ignore_errors=True)
+            path.rename(backup)
+            tmp.rename(path)
+            done = f"finished an interrupted rebuild of {path}: the rebuilt index is in place"
+        elif tmp.exists():
+            _discard_rebuild(tmp, path)
+            done = f"removed an unfinished rebuild of {path} ({tmp.name}); the index is as it was before"
+        else:
+            done = f"removed {backup.name}, the copy of {path} an interrupted rebuild had kept"
+        fsync_dir(path.parent)
+    shutil.rmtree(backup, ignore_errors=True)
+    (path / REBUILD_COMPLETE).unlink(missing_ok=True)
+    log.warning("%s", done)
+    return done
+
+
+def _discard_rebuild(tmp: Path, path: Path) -> None:
+    """Remove an unfinished rebuild folder, first moving back the uploads it had taken."""
+    if (tmp / UPLOADS).is_dir() and not (path / UPLOADS).exists():
+        shutil.move(str(tmp / UPLOADS), str(path / UPLOADS))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_latest_vectors(path: Path, config: Config, dim: int) -> tuple[VectorIndex, int | None]:
+    """The newest saved FAISS index and its generation; an empty one (None) when there is
+    none usable. A file a writer replaced while we looked is looked for again."""
+    empty = VectorIndex.empty(dim, config.faiss_index, hnsw_m=config.hnsw_m, ef_search=config.hnsw_ef_search)
+    for _ in range(5):
+        found = latest_vectors_file(path)
+        if found is None:
+            return empty, None
+        try:
+            vectors = VectorIndex.load(found[1], ef_search=config.hnsw_ef_search)
+        except IndexCorruptError as exc:
+            if found[1].exists():
+                log.warning("%s; rebuilding it from the stored vectors", exc)
+                return empty, None
+            continue  # replaced by a newer generation meanwhile
+        if vectors.kind != config.faiss_index or int(vectors.faiss_index.d) != dim:
+            # e.g. a `rebuild --faiss hnsw` interrupted after the settings changed
+            log.warning("%s is a %s index of %s dimensions, the index is built as %s of %s; rebuilding it",
+                        found[1].name, vectors.kind, vectors.faiss_index.d, config.faiss_index, dim)
+            return empty, None
+        return vectors, found[0]
+    return empty, None
+
+
+def _synced(vectors: VectorIndex, store: Store, config: Config) -> tuple[VectorIndex, bool]:
+    """``vectors`` made to hold exactly the store's chunk ids (call inside ``store.snapshot()``).
+
+    Only the difference is read from the store: ids a FAISS file lacks (committed
+    after it was saved) and ids it has that the store no longer does (removed or
+    replaced since). HNSW cannot delete, so then its graph is rebuilt.
+
+    Returns:
+        (the index, possibly a new one; whether anything changed).
+    """
+    want = store.chunk_ids()
+    have = vectors.ids()
+    if np.array_equal(want, have):
+        return vectors, False
+    dim = int(vectors.faiss_index.d)
+    extra = np.setdiff1d(have, want, assume_unique=True)
+    missing = np.setdiff1d(want, have, assume_unique=True)
+    if len(extra) and not vectors.supports_remove or len(missing) > len(want) // 2:
+        vectors = VectorIndex.empty(dim, config.faiss_index, hnsw_m=config.hnsw_m, ef_search=config.hnsw_ef_search)
+        ids, vecs = store.all_vectors(dim)
+        vectors.add(ids, vecs)
+        return vectors, True
+    vectors.remove(extra)
+    for i in range(0, len(missing), 500):
+        part = [int(x) for x in missing[i : i + 500]]
+        got = store.vectors_for(part, dim)
+        vectors.add(np.asarray(part, dtype=np.int64), np.stack([got[c] for c in part]))
+    return vectors, True
+
+
+def _save_repaired(path: Path, store: Store, vectors: VectorIndex, gen: int) -> None:
+    """Save a FAISS index a reader repaired, if no writer is busy (else it just serves it)."""
+    try:
+        with try_write_lock(path) as locked:
+            if not locked:
+                log.info("another process is writing to %s; serving the repaired FAISS index from memory", path)
+                return
+            if store.generation != gen:
+                return  # a writer committed since; its own save covers it
+            vectors.save(path / vectors_filename(gen))
+            _drop_old_vector_files(path, gen)
+    except OSError as exc:
+        log.warning("could not save the repaired FAISS index: %s", exc)
 
 
 def _drop_old_vector_files(path: Path, keep_generation: int) -> None:

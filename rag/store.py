@@ -8,6 +8,7 @@ re-embedding) instead of being silently out of step.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -187,6 +188,30 @@ class Store:
     @property
     def generation(self) -> int:
         return int(self.get_meta("generation", 0))
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """Read several things from one committed state (a read transaction).
+
+        Another process may commit at any moment; inside this block every read sees
+        the same generation. Nested use joins the outer snapshot.
+        """
+        with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
+
+    def chunk_ids(self) -> np.ndarray:
+        """Every chunk id, sorted (what the FAISS index of this generation must hold)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM chunks ORDER BY id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     # -- reads ------------------------------------------------------------
     def checksums(self, ids: Sequence[str]) -> dict[str, str]:

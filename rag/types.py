@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
@@ -98,9 +99,62 @@ class RecordProblem:
         return f"{where}: {self.reason}"
 
 
+#: Problems an :class:`AddReport` keeps one by one; past it, only counts by reason.
+MAX_REPORTED_PROBLEMS = 100
+_NUMBER = re.compile(r"\d[\d,.]*")
+
+
+def problem_kind(reason: str) -> str:
+    """A problem's reason with its numbers masked (``invalid JSON at column #: ...``), to count alike ones."""
+    return _NUMBER.sub("#", reason)[:200]
+
+
+@dataclass
+class ProblemTally:
+    """Problems met while reading, bounded: the first ``keep`` one by one, then counts by kind.
+
+    A file of a million bad records costs a few kilobytes, not a million messages.
+    """
+
+    keep: int = MAX_REPORTED_PROBLEMS
+    problems: list[RecordProblem] = field(default_factory=list)
+    total: int = 0
+    #: every problem (kept or not), counted by :func:`problem_kind`
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def add(self, problem: RecordProblem) -> bool:
+        """Count ``problem``; True when it is one of those kept (worth logging)."""
+        self.total += 1
+        kind = problem_kind(problem.reason)
+        if kind in self.kinds or len(self.kinds) < self.keep:
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        else:
+            self.kinds["(other problems)"] = self.kinds.get("(other problems)", 0) + 1
+        if len(self.problems) < self.keep:
+            self.problems.append(problem)
+            return True
+        return False
+
+    def summary(self, shown: int) -> list[str]:
+        """The first ``shown`` problems, then one line per kind of the rest, most frequent first."""
+        lines = [str(p) for p in self.problems[:shown]]
+        if self.total > len(lines):
+            rest = dict(self.kinds)
+            for p in self.problems[:shown]:
+                k = problem_kind(p.reason)
+                rest[k] -= 1
+            lines.append(f"... and {self.total - len(lines):,} more: " + "; ".join(
+                f"{n:,} x {k}" for k, n in sorted(rest.items(), key=lambda kv: -kv[1])[:10] if n > 0))
+        return lines
+
+
 @dataclass
 class AddReport:
-    """What an ``Index.add`` call did."""
+    """What an ``Index.add`` call did.
+
+    ``problems`` holds the first :data:`MAX_REPORTED_PROBLEMS` problems;
+    ``problem_count`` and ``problem_kinds`` count all of them.
+    """
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -108,6 +162,19 @@ class AddReport:
     problems: list[RecordProblem] = field(default_factory=list)
     chunks_added: int = 0
     seconds: float = 0.0
+    problem_count: int = 0
+    problem_kinds: dict[str, int] = field(default_factory=dict)
+
+    def add_problem(self, problem: RecordProblem) -> bool:
+        """Record a problem (bounded); True when it was kept one by one."""
+        tally = ProblemTally(MAX_REPORTED_PROBLEMS, self.problems, self.problem_count, self.problem_kinds)
+        kept = tally.add(problem)
+        self.problem_count = tally.total
+        return kept
+
+    def problem_summary(self, shown: int = MAX_REPORTED_PROBLEMS) -> list[str]:
+        """Lines describing the problems: the first ``shown``, then counts by kind."""
+        return ProblemTally(MAX_REPORTED_PROBLEMS, self.problems, self.problem_count, self.problem_kinds).summary(shown)
 
     def to_dict(self) -> dict:
         d = asdict(self)

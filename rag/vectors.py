@@ -78,6 +78,13 @@ class VectorIndex:
         return self._store.client
 
     @property
+    def kind(self) -> str:
+        """``flat`` or ``hnsw``: what the index really is (not what a manifest says)."""
+        import faiss
+
+        return "hnsw" if isinstance(faiss.downcast_index(self.faiss_index.index), faiss.IndexHNSW) else "flat"
+
+    @property
     def supports_remove(self) -> bool:
         import faiss
 
@@ -85,6 +92,12 @@ class VectorIndex:
 
     def __len__(self) -> int:
         return int(self.faiss_index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        """The chunk ids held, sorted."""
+        import faiss
+
+        return np.sort(faiss.vector_to_array(self.faiss_index.id_map).astype(np.int64, copy=False))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):

@@ -80,3 +80,19 @@ def test_mismatched_embedder_says_what_to_run(tmp_path, seed_dir, capsys):
     assert "rag index rebuild" in capsys.readouterr().err
     assert main(["index", "rebuild", "--index", idx, "--embedder", "hash:64", "-q"]) == 0
     assert main(["search", "coalition", "--index", idx, "--json"]) == 0
+
+
+def test_empty_question_fails_before_anything_loads(tmp_path, capsys):
+    """Issue 10 finding 8: an empty question was refused only after the model loaded."""
+    missing = str(tmp_path / "no-index")
+    assert main(["ask", "   ", "--index", missing]) == 1
+    assert "question is empty" in capsys.readouterr().err
+    assert main(["search", "", "--index", missing]) == 1
+    assert "question is empty" in capsys.readouterr().err
+
+
+def test_question_starting_with_a_dash_says_to_use_double_dash(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["ask", "-inflation?", "--index", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "after '--'" in capsys.readouterr().err

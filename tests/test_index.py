@@ -274,6 +274,7 @@ def test_second_writer_is_refused(hash_config):
         code = (
             "import rag,sys\n"
             "idx = rag.Index.open(sys.argv[1])\n"
+            "idx.lock_wait = 0.5\n"
             "try:\n    idx.add([rag.Article(id='x', title='t', text='corps')])\nexcept rag.IndexLockedError as e:\n"
             "    print('LOCKED', e)\n"
         )

@@ -29,7 +29,10 @@ DOCS_SCREENSHOT = ROOT / "docs" / "screenshot-coalition.png"
 #: The library table's title cells, one per row shown (the Dataframe is a virtual grid, not <tr>s).
 TITLE_CELLS = '#rag-articles [role="gridcell"][data-col="0"]'
 VIEWPORT = {"width": 1360, "height": 940}
+#: For page actions (context.set_default_timeout) and, below, for every `expect` assertion,
+#: whose own 5 s default is what failed on a busy 2-core CI machine (issue 10, finding 9).
 TIMEOUT_MS = 60_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 COMET_TXT = """Lindholm Observatory finds a new comet
 

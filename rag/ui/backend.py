@@ -16,7 +16,7 @@ from pathlib import Path
 from rag.articles import SUPPORTED_SUFFIXES, article_from_text, read_articles
 from rag.config import AnswerConfig
 from rag.errors import ConfigError, InputError, RagError
-from rag.types import AddReport, Answer, Article, Hit
+from rag.types import AddReport, Answer, Article, Hit, ProblemTally, RecordProblem
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 UPLOAD_SUFFIXES = tuple(s for s in SUPPORTED_SUFFIXES if not s.endswith(".gz"))
 UPLOADS_DIR = "uploads"
 MAX_SOURCES = 20
+#: Problems of a bad upload named one by one in the status box; the rest are counted by kind.
+MAX_SHOWN_PROBLEMS = 10
 
 
 # -- configuration -------------------------------------------------------------
@@ -187,8 +189,9 @@ class Backend:
         Raises:
             InputError: empty or over-long title or text.
         """
-        article = article_from_text(title, text, date=_blank_to_none(date), source=_blank_to_none(source),
-                                    url=_blank_to_none(url), origin="web UI (pasted)")
+        article = article_from_text(title, text, date=_blank_to_none(date, "date"),
+                                    source=_blank_to_none(source, "source"), url=_blank_to_none(url, "url"),
+                                    origin="web UI (pasted)")
         with self._write_lock:
             report = self.index.add([article])
         log.info("pasted article %s (%s): %d chunks", article.id, "new" if report.added else "known",
@@ -229,16 +232,16 @@ class Backend:
                     except OSError as exc:
                         raise RagError(f"{n}: the upload could not be saved ({exc.strerror or exc})") from exc
                 shown = {str(d): n for d, n in zip(saved, names)}
-                articles, problems = [], []
+                articles, problems = [], ProblemTally(keep=MAX_SHOWN_PROBLEMS)
                 for item in read_articles(saved):
                     if isinstance(item, Article):
                         articles.append(item)
                     else:
                         where = shown.get(item.path, Path(item.path).name)
                         record = "" if item.line is None else f" (record {item.line})"
-                        problems.append(f"{where}{record}: {item.reason}")
-                if problems:
-                    raise InputError("nothing was added: " + "; ".join(problems))
+                        problems.add(RecordProblem(f"{where}{record}", None, item.reason))
+                if problems.total:
+                    raise InputError("nothing was added: " + "; ".join(problems.summary(MAX_SHOWN_PROBLEMS)))
                 if not articles:
                     raise InputError("nothing was added: the files hold no articles")
                 total = len(articles)
@@ -287,7 +290,7 @@ def make_filters(date_from: str | None, date_to: str | None):
     """
     from rag.store import Filters
 
-    date_from, date_to = _blank_to_none(date_from), _blank_to_none(date_to)
+    date_from, date_to = _blank_to_none(date_from, "date_from"), _blank_to_none(date_to, "date_to")
     if date_from is None and date_to is None:
         return None
     try:
@@ -318,9 +321,9 @@ def fmt_bytes(n: int) -> str:
     return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} bytes"
 
 
-def _blank_to_none(value: str | None) -> str | None:
+def _blank_to_none(value: str | None, name: str = "value") -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InputError(f"expected text, got {type(value).__name__}")
+        raise InputError(f"{name} must be text, got {type(value).__name__}")
     return value.strip() or None
