@@ -41,58 +41,88 @@ class Draft:
     citations: list[Citation]
 
 
+def _citation(n: int, ev: Evidence) -> Citation:
+    h = ev.hit
+    return Citation(n, h.article_id, h.title, h.date, h.source, h.url, ev.text, ev.start, ev.end, h.chunk_id)
+
+
+def _lead(lang: str, citations: Sequence[Citation], source_lang: str) -> str:
+    many = len({c.article_id for c in citations}) > 1
+    if lang == "fr":
+        lead = "D'après les articles" if many else "D'après l'article"
+        if source_lang != "fr":
+            lead += f" (citation en {_NAMES_FR.get(source_lang, source_lang)})"
+        return lead + " :"
+    lead = "According to the articles" if many else "According to the article"
+    if source_lang != lang:
+        lead += f" (quoted from the source, in {LANGUAGE_NAMES.get(source_lang, source_lang)})"
+    return lead + ":"
+
+
 class ExtractiveAnswerer:
     """Answers with the source's own sentences, quoted and cited.
 
     For a question in another language than the article, the sentence is quoted
     in the article's language and labelled as such: no invented translation is
-    ever presented as the source's words.
+    ever presented as the source's words. The caller chooses the sentences (the
+    reader's best one, one per part of a multi-part question, an article's lead
+    and central sentences for a summary); this class only words the answer.
 
     Args:
-        max_sentences: at most this many sentences are quoted.
-        margin: a further sentence is quoted only if its score is within this of the best.
+        max_sentences: at most this many sentences are quoted by :meth:`answer`.
     """
 
     name = "extractive"
 
-    def __init__(self, max_sentences: int = 2, margin: float = 0.015):
+    def __init__(self, max_sentences: int = 1):
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be >= 1, got {max_sentences}")
         self.max_sentences = max_sentences
-        self.margin = margin
 
     def select(self, evidence: Sequence[Evidence]) -> list[Evidence]:
-        if not evidence:
-            return []
-        chosen = [evidence[0]]
-        for ev in evidence[1:]:
-            if len(chosen) >= self.max_sentences or ev.score < evidence[0].score - self.margin:
+        """The best sentences, best first, never two overlapping ones, never a question."""
+        chosen: list[Evidence] = []
+        for ev in evidence:
+            if len(chosen) >= self.max_sentences:
                 break
             if any(c.hit.article_id == ev.hit.article_id and c.start < ev.end and ev.start < c.end for c in chosen):
                 continue
             chosen.append(ev)
-        # Read in the article's order, not the score's.
-        return sorted(chosen, key=lambda ev: (ev.hit.article_id, ev.start))
+        return chosen
 
     def answer(self, question: str, evidence: Sequence[Evidence], lang: str) -> Draft:
-        chosen = self.select(evidence)
-        citations = []
-        parts = []
-        for n, ev in enumerate(chosen, 1):
-            h = ev.hit
-            citations.append(Citation(n, h.article_id, h.title, h.date, h.source, h.url, ev.text, ev.start, ev.end, h.chunk_id))
-            parts.append(f"« {ev.text} » [{n}]")
+        """Quote ``evidence`` (already chosen and ordered by the caller, or the best of it)."""
+        return self.quote(self.select(evidence), lang)
+
+    def quote(self, chosen: Sequence[Evidence], lang: str, *, lead: str | None = None) -> Draft:
+        """Quote exactly ``chosen``, in that order, each with its citation."""
+        citations = [_citation(n, ev) for n, ev in enumerate(chosen, 1)]
+        quotes = " ".join(f"« {ev.text} » [{n}]" for n, ev in enumerate(chosen, 1))
         source_lang = detect_language(" ".join(ev.text for ev in chosen)) if chosen else lang
-        quotes = " ".join(parts)
-        if lang == "fr":
-            lead = "D'après les articles" if len({c.article_id for c in citations}) > 1 else "D'après l'article"
-            if source_lang != "fr":
-                lead += f" (citation en {_NAMES_FR.get(source_lang, source_lang)})"
-            return Draft(f"{lead} : {quotes}", citations)
-        lead = "According to the articles" if len({c.article_id for c in citations}) > 1 else "According to the article"
+        return Draft(f"{lead or _lead(lang, citations, source_lang)} {quotes}", citations)
+
+    def summary(self, title: str, chosen: Sequence[Evidence], lang: str) -> Draft:
+        """An article's summary: its sentences ``chosen`` in the article's order."""
+        lead = f"Résumé de l'article « {title} » :" if lang == "fr" else f"Summary of the article « {title} »:"
+        source_lang = detect_language(" ".join(ev.text for ev in chosen)) if chosen else lang
         if source_lang != lang:
-            lead += f" (quoted from the source, in {LANGUAGE_NAMES.get(source_lang, source_lang)})"
-        return Draft(f"{lead}: {quotes}", citations)
+            lead = (lead[:-1].rstrip() + (f" (citations en {_NAMES_FR.get(source_lang, source_lang)}) :" if lang == "fr"
+                    else f" (quoted from the source, in {LANGUAGE_NAMES.get(source_lang, source_lang)}):"))
+        return self.quote(chosen, lang, lead=lead)
+
+    def article_list(self, topic: str, chosen: Sequence[Evidence], lang: str) -> Draft:
+        """One line per article (title, date, source, its best sentence), in the given order."""
+        citations = [_citation(n, ev) for n, ev in enumerate(chosen, 1)]
+        n = len(chosen)
+        if lang == "fr":
+            head = f"{n} article{'s' if n > 1 else ''} sur « {topic} » :"
+        else:
+            head = f"{n} article{'s' if n > 1 else ''} about « {topic} »:"
+        lines = [head]
+        for i, ev in enumerate(chosen, 1):
+            meta = ", ".join(x for x in (ev.hit.date, ev.hit.source) if x)
+            lines.append(f"{i}. {ev.hit.title}" + (f" ({meta})" if meta else "") + f" — « {ev.text} » [{i}]")
+        return Draft("\n".join(lines), citations)
 
 
 SYSTEM_PROMPT = """You answer questions about news articles using ONLY the numbered sources given by the user.

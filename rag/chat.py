@@ -14,13 +14,20 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
 from rag.analysis import detect_language, terms, words
 from rag.answering import NOT_IN_SOURCES, ExtractiveAnswerer, GenerativeAnswerer, say
 from rag.config import AnswerConfig
 from rag.errors import InputError, LLMError
-from rag.evidence import EvidenceScorer, missing_anchors
+from rag.evidence import Evidence, SentenceVectors
+from rag.intent import classify, topic_of
+from rag.reader.candidates import build_candidates
+from rag.reader.features import is_question
+from rag.refusal import Decision, RefusalPolicy, missing_anchors
 from rag.retriever import Retriever, clean_query
-from rag.types import Answer
+from rag.store import date_key
+from rag.types import Answer, Hit
 from rag.verify import CitationVerifier
 
 log = logging.getLogger(__name__)
@@ -69,12 +76,14 @@ class Assistant:
         config: :class:`~rag.config.AnswerConfig`.
     """
 
-    def __init__(self, retriever: Retriever, answerer=None, config: AnswerConfig | None = None):
+    def __init__(self, retriever: Retriever, answerer=None, config: AnswerConfig | None = None, *, reader=None):
         self.retriever = retriever
         self.config = config or AnswerConfig()
         self.embedder = retriever.index.embedder
         store = retriever.index.store
-        self.scorer = EvidenceScorer(self.embedder, store=store)
+        self.vectors = SentenceVectors(self.embedder, store, "title")
+        self._reader = reader
+        self.refusal = RefusalPolicy(self.config.refusal_threshold, self.config.refusal_threshold_cross)
         self.verifier = CitationVerifier(self.embedder, self.config.verify_threshold, self.config.verify_threshold_cross,
                                          store=store)
         self.extractive = ExtractiveAnswerer(self.config.max_quote_sentences)
@@ -84,6 +93,16 @@ class Assistant:
             self.generative = answerer
         else:
             self.generative = GenerativeAnswerer(answerer, max_sources=self.config.max_sources)
+
+    @property
+    def reader(self):
+        """The answer reader (:mod:`rag.reader`), loaded on first use: the feature scorer,
+        with the cross-encoder when the index's embedder is the e5 model it was built on."""
+        if self._reader is None:
+            from rag.reader.model import AnswerReader
+
+            self._reader = AnswerReader.for_embedder(self.embedder)
+        return self._reader
 
     @property
     def answerer_name(self) -> str:
@@ -124,8 +143,11 @@ class Assistant:
                k: int | None = None) -> Iterator[str | Answer]:
         """Yield the answer's text in pieces as it is produced, then the final :class:`Answer`.
 
-        With an LLM, the pieces are the model's raw words; the final Answer holds
-        the verified text, which may differ (unsupported sentences removed).
+        Stages, each timed: rewrite a follow-up, retrieve chunks, read (the reader
+        scores every sentence of the chunks), decide (refuse when the best sentence is
+        unlikely to answer), answer (quotes shaped by what was asked, or an LLM whose
+        output is verified). With an LLM, the pieces are the model's raw words; the
+        final Answer holds the verified text, which may differ.
 
         Raises:
             InputError: empty, over-long or otherwise unusable question, or an empty index.
@@ -133,28 +155,40 @@ class Assistant:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         question = clean_query(question)
+        if k is not None and (not isinstance(k, int) or not 1 <= k <= 50):
+            raise InputError(f"k must be an integer from 1 to 50, got {k!r}")
         lang = detect_language(question)
         if self.retriever.index.store.counts()[1] == 0:
             raise InputError("the index has no articles yet: add some with `rag index add PATH` (or the Library tab)")
         standalone = self.standalone(question, history)
+        intent = classify(standalone)
         timings["rewrite"] = _ms(t0)
 
         t = time.perf_counter()
-        qvec = self.embedder.embed_query(standalone)
-        hits = self.retriever.retrieve(standalone, k=k or self.config.k, filters=filters, query_vector=qvec)
+        k = k or self.config.k
+        query = topic_of(standalone) if intent.kind in ("articles", "summary") else standalone
+        qvec = self.embedder.embed_query(query)
+        hits = self.retriever.retrieve(query, k=max(k, 20) if intent.kind == "articles" else k,
+                                       filters=filters, query_vector=qvec)
         timings["retrieve"] = _ms(t)
 
         t = time.perf_counter()
-        evidence = self.scorer.score(standalone, hits, qvec)
-        cross = bool(evidence) and detect_language(evidence[0].text) != detect_language(standalone)
-        missing = missing_anchors(standalone, hits, with_names=not cross)
-        best = (evidence[0].score if evidence else -1.0) - self.config.anchor_penalty * min(len(missing), 2)
-        threshold = self.config.refusal_threshold_cross if cross else self.config.refusal_threshold
-        confidence = 1.0 / (1.0 + math.exp(-(best - threshold) / 0.03))
-        base = dict(question=question, standalone_question=standalone, language=lang, answerer=self.answerer_name,
-                    confidence=round(confidence, 4), evidence_score=round(best, 4))
-        if best < threshold:
-            timings["answer"] = _ms(t)
+        evidence, cross = self._read(query, lang, hits, qvec)
+        base = dict(question=question, standalone_question=standalone, language=lang, answerer=self.answerer_name)
+        if intent.kind == "articles" and self.generative is None:
+            draft, decision = self._articles(query, lang, evidence, cross)
+        elif intent.kind == "summary" and self.generative is None:
+            draft, decision = self._summary(query, lang, evidence, cross)
+        elif intent.kind == "multi" and self.generative is None:
+            draft, decision = self._multi(standalone, intent.parts, lang, hits, qvec, cross)
+        else:
+            best = next((ev for ev in evidence if not is_question(ev.text)), None)
+            decision = self._decide(standalone, best, cross)
+            draft = self.extractive.quote([best], lang) if best is not None and self.generative is None else None
+        timings["read"] = _ms(t)
+        base.update(confidence=decision.confidence, evidence_score=decision.confidence)
+        if decision.refuse:
+            timings["answer"] = 0.0
             timings["verify"] = 0.0
             timings["total"] = _ms(t0)
             text = say("refused", lang)
@@ -162,9 +196,9 @@ class Assistant:
             yield Answer(text=text, refused=True, related=hits[:3], timings_ms=timings, **base)
             return
 
+        t = time.perf_counter()
         notice = None
         if self.generative is None:
-            draft = self.extractive.answer(standalone, evidence, lang)
             yield from _pieces(draft.text)
             timings["answer"] = _ms(t)
             timings["verify"] = 0.0
@@ -203,10 +237,134 @@ class Assistant:
             return
         if verified is not None:
             notice = "No sentence of the model's answer was supported by its sources; this is the extractive answer."
-        draft = self.extractive.answer(standalone, evidence, lang)
+        draft = self.extractive.quote(self.extractive.select([ev for ev in evidence if not is_question(ev.text)]), lang)
         timings["total"] = _ms(t0)
         yield Answer(text=draft.text, citations=draft.citations, sentences=verified.checks if verified else [],
                      timings_ms=timings, notice=notice, **{**base, "answerer": self.extractive.name})
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def _read(self, question: str, lang: str, hits: Sequence[Hit], qvec) -> tuple[list[Evidence], bool]:
+        """Every sentence of ``hits`` scored by the reader, best first; and whether the
+        question is in another language than the passages."""
+        cands = build_candidates(hits, qvec, self.vectors, lang=lang)
+        if not cands:
+            return [], False
+        cross = detect_language(" ".join(c.text for c in cands[:3])) != lang
+        probs = self.reader.score(question, lang, cands, cross)
+        evidence = [Evidence(c.hit, c.start, c.end, c.text, float(p), c.dense, 0.0) for c, p in zip(cands, probs)]
+        evidence.sort(key=lambda ev: ev.score, reverse=True)
+        return evidence, cross
+
+    def _article_texts(self, article_ids) -> list[str]:
+        store = self.retriever.index.store
+        out = []
+        for aid in dict.fromkeys(article_ids):
+            a = store.get_article(aid)
+            if a is not None:
+                out.append(f"{a.title} {a.text}")
+        return out
+
+    def _decide(self, question: str, best: Evidence | None, cross: bool) -> Decision:
+        if best is None:
+            return Decision(True, 0.0)
+        return self.refusal.decide(question, best.score, self._article_texts([best.hit.article_id]), cross=cross)
+
+    def _multi(self, question: str, parts: Sequence[str], lang: str, hits: Sequence[Hit], qvec, cross: bool):
+        """One best sentence per part of the question, in the parts' order (each once)."""
+        chosen: list[Evidence] = []
+        decisions = []
+        vecs = self.embedder.embed_queries(list(parts))
+        for part, pvec in zip(parts, vecs):
+            v = np.asarray(pvec, dtype=np.float32) + np.asarray(qvec, dtype=np.float32)
+            v /= np.linalg.norm(v) or 1.0
+            ev, _ = self._read(part, lang, hits, v)
+            best = next((e for e in ev if not is_question(e.text)), None)
+            d = self._decide(part, best, cross)
+            decisions.append(d)
+            if not d.refuse and best is not None and not any(
+                    c.hit.article_id == best.hit.article_id and c.start == best.start for c in chosen):
+                chosen.append(best)
+        if not chosen:
+            whole = self._read(question, lang, hits, qvec)[0]
+            best = next((e for e in whole if not is_question(e.text)), None)
+            d = self._decide(question, best, cross)
+            return (self.extractive.quote([best], lang) if best and not d.refuse else None), d
+        confidence = min(d.confidence for d in decisions)
+        return self.extractive.quote(chosen, lang), Decision(False, confidence)
+
+    def _topic_decision(self, topic: str, ev: Evidence | None, cross: bool) -> Decision:
+        """A summary or list request names a topic, not a fact: the passage's own
+        cosine with the topic decides (the threshold the chunk-level refusal used)."""
+        if ev is None:
+            return Decision(True, 0.0)
+        threshold = self.config.topic_threshold_cross if cross else self.config.topic_threshold
+        missing = tuple(missing_anchors(topic, self._article_texts([ev.hit.article_id]), with_names=not cross))
+        score = ev.hit.score - 0.05 * min(len(missing), 2)
+        confidence = 1.0 / (1.0 + math.exp(-(score - threshold) / 0.03))
+        return Decision(score < threshold, round(confidence, 4), missing)
+
+    def _summary(self, topic: str, lang: str, evidence: Sequence[Evidence], cross: bool):
+        """The best article's lead and its most central sentences, in the article's order."""
+        if not evidence:
+            return None, Decision(True, 0.0)
+        top = max(evidence, key=lambda ev: ev.hit.score)
+        decision = self._topic_decision(topic, top, cross)
+        if decision.refuse:
+            return None, decision
+        chosen = summary_sentences(self.retriever.index.store, top.hit, self.vectors, self.config.summary_sentences)
+        return self.extractive.summary(top.hit.title, chosen, lang), decision
+
+    def _articles(self, topic: str, lang: str, evidence: Sequence[Evidence], cross: bool):
+        """Every retrieved article that covers the topic, newest first, with its best sentence."""
+        best_of: dict[str, Evidence] = {}
+        for ev in evidence:
+            if ev.hit.article_id not in best_of and not is_question(ev.text):
+                best_of[ev.hit.article_id] = ev
+        keep = []
+        topic_terms = set(terms(topic))
+        for aid, ev in best_of.items():
+            text = " ".join(self._article_texts([aid]))
+            if topic_terms and not cross:
+                have = set(terms(text))
+                if len(topic_terms & have) < max(1, math.ceil(0.75 * len(topic_terms))):
+                    continue
+            if self._topic_decision(topic, ev, cross).refuse:
+                continue
+            keep.append(ev)
+        if not keep:
+            return None, Decision(True, 0.0)
+        keep.sort(key=lambda ev: (date_key(ev.hit.date) or "", ev.score), reverse=True)
+        keep = keep[: self.config.max_articles]
+        confidence = max(self._topic_decision(topic, ev, cross).confidence for ev in keep)
+        return self.extractive.article_list(topic, keep, lang), Decision(False, confidence)
+
+
+def summary_sentences(store, hit: Hit, vectors, n: int) -> list[Evidence]:
+    """An article's lead (its first sentence that is not a question) and its ``n - 1`` most
+    central sentences (closest to the mean of all its sentences), in the article's order."""
+    from rag.chunking import embedding_text, split_sentences
+
+    article = store.get_article(hit.article_id)
+    if article is None:
+        return []
+    spans = [(s, e) for s, e in split_sentences(article.text) if len(article.text[s:e].strip()) >= 20]
+    spans = [(s, e) for s, e in spans if not is_question(article.text[s:e])]
+    if not spans:
+        return []
+    keys = [(article.id, s, e) for s, e in spans]
+    vecs = vectors.get(keys, [embedding_text(article.title, article.text[s:e]) for s, e in spans])
+    centre = vecs.mean(axis=0)
+    centrality = vecs @ centre
+    picked = {0}
+    for i in np.argsort(-centrality, kind="stable"):
+        if len(picked) >= n:
+            break
+        picked.add(int(i))
+    fake = Hit(hit.article_id, article.title, article.date, article.source, article.url, hit.chunk_id, hit.score,
+               article.text, 0, len(article.text))
+    return [Evidence(fake, spans[i][0], spans[i][1], article.text[spans[i][0]:spans[i][1]], float(centrality[i]),
+                     float(centrality[i]), 0.0) for i in sorted(picked)]
 
 
 def _ms(t: float) -> float:

@@ -273,8 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_search)
 
     from rag.eval_cli import add_eval_parser
+    from rag.reader.cli import add_reader_parser
 
     add_eval_parser(sub)
+    add_reader_parser(sub)
     return p
 
 

@@ -126,32 +126,39 @@ class AnswerConfig:
     """
 
     k: int = 6
-    # Calibrated by `rag eval calibrate` (150 PIAF + 2 x 150 XQuAD questions, half of them
-    # made unanswerable by leaving their pages out; see README "Calibration").
-    refusal_threshold: float = 0.8995
+    # The reader's calibrated probability that the sentence it would quote answers the
+    # question (`rag reader train`; thresholds from `rag eval calibrate`, README "Calibration").
+    refusal_threshold: float = 0.30
     #: the same, when the question and the best sentence are in different languages
-    #: (cross-lingual similarities run lower)
-    refusal_threshold_cross: float = 0.7964
-    #: subtracted from the evidence score for each name or number of the question
-    #: found nowhere in the retrieved text (at most two)
-    anchor_penalty: float = 0.05
+    refusal_threshold_cross: float = 0.30
+    #: summary and "which articles" requests name a topic, not a fact: the best passage's
+    #: cosine with the topic decides (calibrated on PIAF/XQuAD with whole pages left out)
+    topic_threshold: float = 0.8995
+    topic_threshold_cross: float = 0.7964
     # Calibrated on the seed gold set's full-sentence answers against their support
     # (plain sentence embeddings; `rag eval calibrate`).
     verify_threshold: float = 0.8841
     #: the same for an answer sentence in another language than its source
     verify_threshold_cross: float = 0.807
-    max_quote_sentences: int = 2
+    #: sentences quoted for a factual answer (a multi-part question gets one per part)
+    max_quote_sentences: int = 1
+    #: sentences of a summary (the lead, then the most central ones)
+    summary_sentences: int = 3
+    #: articles listed for "which articles cover X"
+    max_articles: int = 8
     max_sources: int = 5
     llm_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= 50:
             raise ConfigError(f"k must be between 1 and 50, got {self.k}")
-        for name in ("refusal_threshold", "refusal_threshold_cross", "verify_threshold", "verify_threshold_cross"):
+        for name in ("refusal_threshold", "refusal_threshold_cross", "topic_threshold", "topic_threshold_cross",
+                     "verify_threshold", "verify_threshold_cross"):
             v = getattr(self, name)
             if not -1.0 <= v <= 2.0:
                 raise ConfigError(f"{name} must be a similarity between -1 and 2, got {v}")
-        if self.max_quote_sentences < 1 or self.max_sources < 1:
-            raise ConfigError("max_quote_sentences and max_sources must be at least 1")
+        for name in ("max_quote_sentences", "max_sources", "summary_sentences", "max_articles"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.llm_timeout <= 0:
             raise ConfigError(f"llm_timeout must be positive, got {self.llm_timeout}")

@@ -124,7 +124,23 @@ def format_table(run: EvalRun) -> str:
                        else f"{'-':>6} {'-':>6}")
             out.append(f"{r.name:<14} {a['accuracy']:6.3f} {a['exact_match']:6.3f} {a['token_f1']:6.3f} "
                        f"{a['citation_correct']:6.3f} {refusal} {tot['p50']:7.1f} {tot['p95']:7.1f}")
+        out += answer_details(answers[0].answers)
     return "\n".join(out)
+
+
+def answer_details(a: dict) -> list[str]:
+    """Lines on per-kind completeness, citation precision, length and the confidence curve."""
+    out = [f"citation precision {a.get('citation_precision', 0):.3f}   answerable refused "
+           f"{a.get('answerable_refused', 0):.3f}   median factual answer {a.get('median_chars', 0):.0f} chars"]
+    kinds = a.get("by_kind") or {}
+    if len(kinds) > 1:
+        out.append("by kind: " + "   ".join(
+            f"{k} {v['complete']}/{v['n']} complete" if k != "unanswerable" else f"{k} {v['refused']}/{v['n']} refused"
+            for k, v in sorted(kinds.items())))
+    if a.get("reliability"):
+        out.append("confidence when answering -> share right: " + "  ".join(
+            f"{b['bin']}: {b['right']:.2f} (n={b['n']})" for b in a["reliability"]))
+    return out
 
 
 # -- files -------------------------------------------------------------------------------
@@ -266,8 +282,10 @@ def markdown(run: EvalRun) -> str:
             ref = (f"{a['refusal_precision']:.3f} | {a['refusal_recall']:.3f}" if a["refusal_meaningful"] else "- | -")
             lines.append(f"| {r.name} | {_with_ci(r.metrics, r.ci, 'accuracy')} | {a['exact_match']:.3f} | "
                          f"{a['token_f1']:.3f} | {a['citation_correct']:.3f} | {ref} | "
-                         + " | ".join(f"{lat[s]['p50']:.1f}" for s in ("rewrite", "retrieve", "answer", "verify"))
+                         + " | ".join(f"{lat.get(s, {}).get('p50', 0.0):.1f}" for s in ("rewrite", "retrieve", "answer", "verify"))
                          + f" | {lat['total']['p50']:.1f} / {lat['total']['p95']:.1f} |")
+        lines.append("")
+        lines += [f"- {x}" for x in answer_details(answers[0].answers)]
         lines.append("")
     lines += ["Per-question ranks are in `results.json`.", ""]
     return "\n".join(lines)

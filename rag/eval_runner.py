@@ -49,7 +49,7 @@ OUR_CONFIGS: dict[str, dict[str, Any]] = {
 }
 BASELINE_CONFIGS = ("li-bm25", "li-dense", "li-fusion")
 CONFIGS = tuple(OUR_CONFIGS) + BASELINE_CONFIGS
-ANSWER_STAGES = ("rewrite", "retrieve", "answer", "verify", "total")
+ANSWER_STAGES = ("rewrite", "retrieve", "read", "answer", "verify", "total")
 
 
 class Bar(Protocol):
@@ -358,7 +358,7 @@ def answer_metrics(assistant, items: Sequence[GoldItem], options: EvalOptions, b
     """Run the assistant over ``items``: answer metrics, an interval on accuracy, per-stage latency."""
     answers = []
     for it in items:
-        answers.append(assistant.ask(it.question))
+        answers.append(assistant.ask(it.question, history=[(q, "") for q in it.history]))
         bar.update(1)
     rep = score_answers(items, answers)
     d = rep.to_dict()

@@ -1,8 +1,9 @@
-"""Sentence-level evidence: which sentences of the retrieved chunks answer a question.
+"""Sentence-level evidence: the scored sentences the answer stage quotes, and their vectors.
 
-Each sentence is scored against the question with the embedder (the article title
-as context, as for chunks) and by lexical overlap of content terms. Sentence vectors
-are cached, so follow-up questions over the same articles cost little.
+:class:`Evidence` is one sentence of a retrieved chunk with the reader's score
+(:mod:`rag.reader`). :class:`SentenceVectors` serves sentence embeddings (the article
+title as context, as for chunks) from the index, embedding once what an index built
+without them lacks. Text that addresses a language model is never evidence.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.analysis import terms
-from rag.chunking import chunk_sentences, embedding_text
 from rag.types import Hit
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,8 @@ def looks_like_instructions(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Evidence:
-    """One sentence of a retrieved chunk, scored against the question."""
+    """One sentence of a retrieved chunk, scored against the question (``score``: the
+    reader's probability that it answers; ``dense``: the question-sentence cosine)."""
 
     hit: Hit
     start: int  # offsets into the article text
@@ -91,77 +91,3 @@ class SentenceVectors:
                 self._cache.move_to_end(k)
                 out.append(self._cache[k])
         return np.stack(out) if out else np.zeros((0, 1), np.float32)
-
-
-class EvidenceScorer:
-    """Scores the sentences of retrieved hits against a question.
-
-    Args:
-        embedder: the index's embedder (queries and passages).
-        lexical_weight: weight of the share of question terms found in the sentence
-            and its title; it only ever adds, so it cannot hurt a cross-lingual match.
-        chunk_weight: weight of the retrieval score of the sentence's chunk.
-    """
-
-    def __init__(self, embedder, *, store=None, lexical_weight: float = 0.15, chunk_weight: float = 0.25):
-        self.embedder = embedder
-        self.vectors = SentenceVectors(embedder, store, "title")
-        self.lexical_weight = lexical_weight
-        self.chunk_weight = chunk_weight
-
-    def candidates(self, hits: Sequence[Hit]) -> list[tuple[Hit, int, int, str]]:
-        seen = set()
-        out = []
-        for h in hits:
-            for s, e, sentence in chunk_sentences(h.text, h.start):
-                key = (h.article_id, s, e)
-                if key in seen:
-                    continue
-                seen.add(key)
-                if looks_like_instructions(sentence):
-                    log.warning("ignored a sentence that reads like instructions to a model in article %s", h.article_id)
-                    continue
-                if len(sentence) < 8:
-                    continue
-                out.append((h, s, e, sentence))
-        return out
-
-    def score(self, question: str, hits: Sequence[Hit], query_vec: np.ndarray | None = None) -> list[Evidence]:
-        """Every candidate sentence of ``hits``, best first."""
-        cands = self.candidates(hits)
-        if not cands:
-            return []
-        if query_vec is None:
-            query_vec = self.embedder.embed_query(question)
-        keys = [(h.article_id, s, e) for h, s, e, _ in cands]
-        vecs = self.vectors.get(keys, [embedding_text(h.title, t) for h, _, _, t in cands])
-        dense = vecs @ np.asarray(query_vec, dtype=np.float32)
-        q_terms = set(terms(question))
-        out = []
-        for (h, s, e, text), d in zip(cands, dense):
-            lex = 0.0
-            if q_terms:
-                lex = len(q_terms & set(terms(h.title + " " + text))) / len(q_terms)
-            score = (1 - self.chunk_weight) * float(d) + self.chunk_weight * h.score + self.lexical_weight * lex
-            out.append(Evidence(h, s, e, text, score, float(d), lex))
-        out.sort(key=lambda ev: ev.score, reverse=True)
-        return out
-
-
-def missing_anchors(question: str, hits: Sequence[Hit], *, with_names: bool = True) -> list[str]:
-    """Numbers (and names) of the question that appear nowhere in the retrieved text.
-
-    A question about "the 2018 World Cup" over articles that never mention 2018
-    is likely not answerable from them, however close the embeddings are. Names
-    match on a folded 5-letter prefix ("Russia" finds "Russie") but are only
-    checked when question and articles share a language: "Putin" is "Poutine".
-    """
-    from rag.analysis import fold, names, numbers, words
-
-    text = " ".join(h.title + " " + h.text for h in hits)
-    have_numbers = numbers(text)
-    have_prefixes = {fold(w)[:5] for w in words(text)}
-    missing = sorted(numbers(question) - have_numbers)
-    if with_names:
-        missing += sorted(n for n in names(question) if n[:5] not in have_prefixes)
-    return missing

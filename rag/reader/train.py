@@ -1,0 +1,478 @@
+"""Training and measuring the answer reader (``rag reader train``).
+
+Data: PIAF v1.0 (MIT), split **by Wikipedia article** into train and dev with a
+fixed seed, so no dev question shares a page with a training one. For each
+question the default retriever fetches the top chunks over the whole PIAF corpus
+(every passage indexed); the candidates are their sentences, a sentence holding a
+gold answer is a positive, the others (same passage, other retrieved passages) are
+hard negatives. A second group per question leaves the answer-bearing passage out
+(the rest of its page stays in), which is the near miss the reader must learn to
+score low: the topic is covered, the fact is not.
+
+XQuAD en->es and en->de are never trained on: they measure cross-lingual transfer.
+The cosine-only baseline (the previous answer stage's score) is computed on the same
+candidates, in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.analysis import detect_language
+from rag.evaluation import GoldItem
+from rag.reader.features import FEATURES
+
+log = logging.getLogger(__name__)
+
+#: retrieved chunks whose sentences are candidates (AnswerConfig.k's default)
+K = 6
+
+
+@dataclass
+class Group:
+    """One question's candidates."""
+
+    dataset: str
+    split: str  # train / dev / test
+    qid: str
+    variant: str  # "full" (answer passage kept) or "removed" (left out: a near miss)
+    x: np.ndarray
+    y: np.ndarray
+    baseline: np.ndarray  # the cosine-only score of the previous answer stage
+    passage_retrieved: bool
+    sentences: list[str] = field(default_factory=list)
+
+
+def split_pages(titles: Sequence[str], dev_share: float, seed: int) -> set[str]:
+    """The page titles that go to dev."""
+    pages = sorted(set(titles))
+    random.Random(seed).shuffle(pages)
+    return set(pages[: int(round(len(pages) * dev_share))])
+
+
+def collect(index, items: Sequence[GoldItem], *, dataset: str, split_of: Callable[[GoldItem], str],
+            variants: Sequence[str] = ("full", "removed"), progress: Callable[[], None] | None = None) -> list[Group]:
+    """Candidates, features and labels for every item (see the module docstring)."""
+    from rag.evaluation import contains_answer
+    from rag.evidence import SentenceVectors
+    from rag.reader.candidates import build_candidates
+    from rag.reader.features import featurize
+    from rag.retriever import Retriever
+
+    retriever = Retriever(index)
+    vectors = SentenceVectors(index.embedder, index.store, "title")
+    groups = []
+    for it in items:
+        qvec = index.embedder.embed_query(it.question)
+        hits = retriever.retrieve(it.question, k=2 * K, query_vector=qvec)
+        q_lang = detect_language(it.question)
+        gold = set(it.relevant)
+        for variant in variants:
+            hs = hits[:K] if variant == "full" else [h for h in hits if h.article_id not in gold][:K]
+            cands = build_candidates(hs, qvec, vectors, lang=q_lang)
+            if not cands:
+                continue
+            cross = detect_language(" ".join(c.text for c in cands[:3])) != q_lang
+            x = featurize(it.question, q_lang, cands, cross)
+            y = np.array([contains_answer(c.text, it.answers) for c in cands], dtype=np.float32)
+            base = 0.75 * x[:, FEATURES.index("dense")] + 0.25 * x[:, FEATURES.index("chunk")] \
+                + 0.15 * x[:, FEATURES.index("lex_title")]
+            groups.append(Group(dataset, split_of(it), it.id, variant, x, y, base,
+                                any(h.article_id in gold for h in hs), [c.text for c in cands]))
+        if progress:
+            progress()
+    return groups
+
+
+# -- the model --------------------------------------------------------------------------
+
+
+def fit(groups: Sequence[Group], *, hidden: int = 32, epochs: int = 60, seed: int = 0, l2: float = 1e-4,
+        listwise: float = 1.0) -> dict[str, np.ndarray]:
+    """Train the perceptron: pointwise log-loss (absolute probabilities, for refusal)
+    plus a listwise softmax term (the best sentence of each question first)."""
+    import torch
+
+    torch.manual_seed(seed)
+    x = np.concatenate([g.x for g in groups])
+    mean = x.mean(0)
+    scale = x.std(0) + 1e-6
+    xs = [torch.tensor((g.x - mean) / scale) for g in groups]
+    ys = [torch.tensor(g.y) for g in groups]
+    w1 = torch.nn.Linear(len(FEATURES), hidden)
+    w2 = torch.nn.Linear(hidden, 1)
+    params = list(w1.parameters()) + list(w2.parameters())
+    opt = torch.optim.Adam(params, lr=3e-3, weight_decay=l2)
+    rng = random.Random(seed)
+    order = list(range(len(groups)))
+    for epoch in range(epochs):
+        rng.shuffle(order)
+        total = 0.0
+        for b in range(0, len(order), 64):
+            batch = order[b : b + 64]
+            xb = torch.cat([xs[i] for i in batch])
+            yb = torch.cat([ys[i] for i in batch])
+            logits = w2(torch.relu(w1(xb))).squeeze(-1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, yb)
+            if listwise:
+                off = 0
+                lw = []
+                for i in batch:
+                    n = len(ys[i])
+                    yi = ys[i]
+                    if yi.sum() > 0:
+                        li = logits[off : off + n]
+                        lw.append(-(torch.log_softmax(li, 0) * (yi / yi.sum())).sum())
+                    off += n
+                if lw:
+                    loss = loss + listwise * torch.stack(lw).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss)
+        if epoch % 10 == 0 or epoch == epochs - 1:
+            log.info("epoch %d loss %.4f", epoch, total / max(1, len(order) // 64))
+    return {
+        "mean": mean.astype(np.float32), "scale": scale.astype(np.float32),
+        "w1": w1.weight.detach().numpy().T.copy(), "b1": w1.bias.detach().numpy().copy(),
+        "w2": w2.weight.detach().numpy().T.copy(), "b2": w2.bias.detach().numpy().copy(),
+        "temp": np.array(1.0, np.float32), "bias": np.array(0.0, np.float32),
+    }
+
+
+def calibrate(reader, groups: Sequence[Group]) -> None:
+    """Platt scaling of the best candidate's logit on held-out groups: P(the top sentence answers)."""
+    from scipy.optimize import minimize
+
+    z, t = [], []
+    for g in groups:
+        lg = reader.logits(g.x)
+        i = int(np.argmax(lg))
+        z.append(float(lg[i]))
+        t.append(float(g.y[i] > 0))
+    z, t = np.array(z), np.array(t)
+
+    def nll(p):
+        s = 1 / (1 + np.exp(-np.clip(z * p[0] + p[1], -30, 30)))
+        return -np.mean(t * np.log(s + 1e-9) + (1 - t) * np.log(1 - s + 1e-9))
+
+    res = minimize(nll, np.array([1.0, 0.0]), method="Nelder-Mead")
+    reader.params["temp"] = np.array(res.x[0], np.float32)
+    reader.params["bias"] = np.array(res.x[1], np.float32)
+
+
+# -- data -------------------------------------------------------------------------------
+
+
+def _page(item: GoldItem) -> str:
+    """PIAF passages are ``p<page>-<paragraph>-<hash>``: the page part."""
+    return item.relevant[0].split("-")[0]
+
+
+def gather(piaf: Path, xquad: Sequence[Path], work: Path, *, seed: int, dev_share: float,
+           bar: Callable | None = None) -> list[Group]:
+    """Every group of every set, cached under ``work`` (the slow part: retrieval)."""
+    import pickle
+
+    from rag.config import Config
+    from rag.datasets import load_squad, load_xquad
+    from rag.eval_runner import build_or_reuse_index
+
+    groups: list[Group] = []
+    sets = [("piaf", lambda: load_squad(piaf))] + [(p.stem, lambda p=p: load_xquad(p)) for p in xquad]
+    work.mkdir(parents=True, exist_ok=True)
+    for name, load in sets:
+        cache = work / f"reader-groups-{name}-{seed}-{dev_share}-v{len(FEATURES)}.pkl"
+        if cache.exists():
+            with open(cache, "rb") as fh:
+                groups += pickle.load(fh)
+            continue
+        ds = load()
+        index, _ = build_or_reuse_index(ds, work, Config())
+        if name == "piaf":
+            dev = split_pages([_page(it) for it in ds.items], dev_share, seed)
+            split_of = lambda it: "dev" if _page(it) in dev else "train"  # noqa: E731
+        else:
+            split_of = lambda it: "test"  # noqa: E731
+        b = bar(f"reader data {name}", len(ds.items)) if bar else None
+        got = collect(index, ds.items, dataset=name, split_of=split_of, progress=b.update if b else None)
+        if b:
+            b.close()
+        index.close() if hasattr(index, "close") else None
+        with open(cache, "wb") as fh:
+            pickle.dump(got, fh)
+        groups += got
+    return groups
+
+
+# -- the cross-encoder ------------------------------------------------------------------
+
+
+def sentence_titles(articles) -> dict[str, str]:
+    """Sentence text -> its article's title (the cross-encoder reads the title too)."""
+    from rag.chunking import split_sentences
+
+    out = {}
+    for a in articles:
+        for s, e in split_sentences(a.text):
+            out.setdefault(a.text[s:e], a.title)
+    return out
+
+
+def _title(titles: dict[str, str], texts: dict[str, str], sentence: str) -> str:
+    t = titles.get(sentence)
+    if t is None:
+        t = next((title for text, title in texts.items() if sentence in text), "")
+        titles[sentence] = t
+    return t
+
+
+def cross_pairs(groups: Sequence[Group], feature_reader, questions: dict[str, str], titles: dict[str, str],
+                texts: dict[str, str], *, top: int, positives: bool) -> list[tuple[Group, list[int], list[tuple]]]:
+    """Per group, the candidates the cross-encoder reads: the feature reader's ``top``
+    (and, for training, every positive), as (group, candidate indexes, pairs)."""
+    from rag.reader.cross import pair
+
+    out = []
+    for g in groups:
+        order = list(np.argsort(-feature_reader.logits(g.x), kind="stable")[:top])
+        if positives:
+            order += [i for i in np.flatnonzero(g.y > 0)[:2] if i not in order]
+        q = questions[g.qid]
+        out.append((g, [int(i) for i in order],
+                    [pair(q, _title(titles, texts, g.sentences[i]), g.sentences[i]) for i in order]))
+    return out
+
+
+def train_cross(cross, items: Sequence[tuple[Group, list[int], list[tuple]]], *, epochs: int = 1, seed: int = 0,
+                batch: int = 16, lr: float = 4e-5, bar: Callable | None = None) -> None:
+    """Fine-tune ``cross``'s top layers and head on the pairs of ``items`` (pointwise log-loss)."""
+    import torch
+
+    torch.manual_seed(seed)
+    rows = [(p, float(g.y[i] > 0)) for g, idx, pairs in items for i, p in zip(idx, pairs)]
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    # Batches of similar length waste less on padding; their order is shuffled.
+    rows.sort(key=lambda r: len(r[0][0]) + len(r[0][1]))
+    batches = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+    b = bar("cross-encoder: bottom layers", len(batches)) if bar else None
+    cached = []
+    for rb in batches:
+        enc = cross.encode([p for p, _ in rb])
+        h, mask = cross.bottom(enc)
+        cached.append((h, mask, enc["attention_mask"], torch.tensor([y for _, y in rb])))
+        if b:
+            b.update(1)
+    if b:
+        b.close()
+    cross.top.train()
+    cross.head.train()
+    opt = torch.optim.AdamW([{"params": cross.top.parameters(), "lr": lr},
+                             {"params": cross.head.parameters(), "lr": 1e-3}], weight_decay=0.01)
+    steps = epochs * len(cached)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * steps)) * max(0.0, 1 - s / steps))
+    for epoch in range(epochs):
+        order = list(range(len(cached)))
+        rng.shuffle(order)
+        b = bar(f"cross-encoder: epoch {epoch + 1}", len(order)) if bar else None
+        total = 0.0
+        for n, j in enumerate(order, 1):
+            h, mask, am, y = cached[j]
+            logits = cross.upper(h, mask, am)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss)
+            if b:
+                b.update(1)
+        if b:
+            b.close()
+        log.info("cross-encoder epoch %d: mean loss %.4f", epoch + 1, total / max(1, len(order)))
+    cross.top.eval()
+    cross.head.eval()
+
+
+def cross_scores(cross, items, bar: Callable | None = None, batch: int = 32) -> list[np.ndarray]:
+    """The cross-encoder's logit for each item's pairs."""
+    flat = [p for _, _, pairs in items for p in pairs]
+    out = []
+    b = bar("cross-encoder: scoring", len(flat)) if bar else None
+    for i in range(0, len(flat), batch):
+        out.append(cross.logits(flat[i : i + batch]))
+        if b:
+            b.update(len(flat[i : i + batch]))
+    if b:
+        b.close()
+    flat_scores = np.concatenate(out) if out else np.zeros(0)
+    res, k = [], 0
+    for _, idx, _ in items:
+        res.append(flat_scores[k : k + len(idx)])
+        k += len(idx)
+    return res
+
+
+# -- the command ------------------------------------------------------------------------
+
+
+def fit_combination(feature_reader, items, scores) -> tuple[float, float, float]:
+    """Logistic regression of "answers" on (cross logit, feature logit) over the cross-read candidates."""
+    from scipy.optimize import minimize
+
+    c = np.concatenate(scores)
+    f = np.concatenate([feature_reader.logits(g.x)[idx] for g, idx, _ in items])
+    y = np.concatenate([(g.y[idx] > 0).astype(np.float64) for g, idx, _ in items])
+
+    def nll(p):
+        z = np.clip(p[0] * c + p[1] * f + p[2], -30, 30)
+        return float(np.mean(np.logaddexp(0, z) - y * z)) + 1e-4 * float(p[0] ** 2 + p[1] ** 2)
+
+    res = minimize(nll, np.array([1.0, 0.1, 0.0]), method="L-BFGS-B")
+    return tuple(round(float(v), 5) for v in res.x)
+
+
+def combined(items, scores, feature_reader, combine) -> list[np.ndarray]:
+    a, b, k = combine
+    return [1 / (1 + np.exp(-np.clip(a * s + b * feature_reader.logits(g.x)[idx] + k, -30, 30)))
+            for (g, idx, _), s in zip(items, scores)]
+
+
+def summarize(items, probs) -> dict:
+    """Top-1 accuracy (full groups whose passage was retrieved) of the combined reader,
+    the feature reader alone (first of its ranking) and the cosine baseline."""
+    full = [(g, idx, p) for (g, idx, _), p in zip(items, probs) if g.variant == "full" and g.passage_retrieved]
+    if not full:
+        return {}
+    return {"questions": len(full),
+            "reader_top1": round(float(np.mean([g.y[idx[int(np.argmax(p))]] > 0 for g, idx, p in full])), 4),
+            "features_top1": round(float(np.mean([g.y[idx[0]] > 0 for g, idx, _ in full])), 4),
+            "cosine_top1": round(float(np.mean([g.y[int(np.argmax(g.baseline))] > 0 for g, _, _ in full])), 4),
+            "answer_in_cross_read": round(float(np.mean([g.y[idx].max() > 0 for g, idx, _ in full])), 4)}
+
+
+def refusal_table(items, probs) -> dict:
+    """How well the best probability separates answerable questions (passage kept, best
+    sentence right) from near misses (passage left out, best sentence wrong)."""
+    from rag.evaluation import best_threshold
+
+    pos, neg = [], []
+    for (g, idx, _), p in zip(items, probs):
+        i = int(np.argmax(p))
+        if g.variant == "full" and g.passage_retrieved and g.y[idx[i]] > 0:
+            pos.append(float(p[i]))
+        elif g.variant == "removed" and g.y[idx[i]] == 0:
+            neg.append(float(p[i]))
+    if not pos or not neg:
+        return {}
+    t, table = best_threshold(pos, neg)
+    row = next(r for r in table if r["threshold"] == t)
+    return {"threshold": t, "answerable": len(pos), "near_misses": len(neg), **row}
+
+
+def train_command(piaf: Path, xquad: Sequence[Path], work: Path, out_dir: Path, *, seed: int = 0,
+                  dev_share: float = 0.2, calib_share: float = 0.15, negatives: int = 3, top: int = 5,
+                  epochs: int = 1, lr: float = 4e-5, top_layers: int = 4, xquad_sample: int = 800,
+                  bar: Callable | None = None) -> dict:
+    """The whole recipe (see the module docstring and ``MODEL_CARD.md``): gather, train the
+    feature reader and the cross-encoder on PIAF train, calibrate on a held-out slice of the
+    train pages, measure on PIAF dev and XQuAD; write the weights into ``out_dir``."""
+    import copy
+
+    import torch
+
+    from rag.config import Config
+    from rag.datasets import load_squad, load_xquad
+    from rag.embedding import get_embedder
+    from rag.reader.cross import CrossEncoder
+    from rag.reader.model import Reader
+
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    groups = gather(piaf, xquad, work, seed=seed, dev_share=dev_share, bar=bar)
+    questions, titles, texts, page = {}, {}, {}, {}
+    for ds in [load_squad(piaf)] + [load_xquad(p) for p in xquad]:
+        for it in ds.items:
+            questions[it.id] = it.question
+            page[it.id] = _page(it)
+        titles.update(sentence_titles(ds.articles))
+        texts.update({a.text: a.title for a in ds.articles})
+    train = [g for g in groups if g.split == "train"]
+    calib_pages = split_pages([page[g.qid] for g in train], calib_share, seed + 1)
+    fit_on = [g for g in train if page[g.qid] not in calib_pages]
+    calib = [g for g in train if page[g.qid] in calib_pages]
+
+    features = Reader(fit(fit_on, seed=seed), {"trained_on": "PIAF v1.0 train pages"})
+    calibrate(features, calib)
+
+    embedder = get_embedder("e5-small", cache_dir=Config().cache_dir)
+    st = embedder.model
+    base = st[0].auto_model
+    n = len(base.encoder.layer)
+    cross = CrossEncoder(base, st.tokenizer, torch.nn.ModuleList(copy.deepcopy(layer) for layer in
+                                                                 base.encoder.layer[n - top_layers:]),
+                         torch.nn.Linear(base.config.hidden_size, 1))
+    full = [g for g in fit_on if g.variant == "full" and g.y.max() > 0]
+    removed = [g for i, g in enumerate(fit_on) if g.variant == "removed" and i % 2 == 0]
+    items = (cross_pairs(full, features, questions, titles, texts, top=negatives, positives=True)
+             + cross_pairs(removed, features, questions, titles, texts, top=1, positives=False))
+    train_cross(cross, items, epochs=epochs, seed=seed, lr=lr, bar=bar)
+
+    def read(gs):
+        its = cross_pairs(gs, features, questions, titles, texts, top=top, positives=False)
+        return its, cross_scores(cross, its, bar=bar)
+
+    c_items, c_scores = read(calib)
+    combine = fit_combination(features, c_items, c_scores)
+    refusal = refusal_table(c_items, combined(c_items, c_scores, features, combine))
+    metrics = {}
+    dev = [g for g in groups if g.split == "dev"]
+    sets = [("piaf-dev", dev)]
+    for name in sorted({g.dataset for g in groups if g.split == "test"}):
+        gs = [g for g in groups if g.dataset == name and g.variant == "full"]
+        random.Random(seed).shuffle(gs)
+        sets.append((name, gs[:xquad_sample]))
+    for name, gs in sets:
+        its, sc = read(gs)
+        probs = combined(its, sc, features, combine)
+        metrics[name] = summarize(its, probs)
+        if name == "piaf-dev":
+            metrics[name]["refusal_at_calibrated_threshold"] = refusal_table(its, probs)
+            metrics[name]["reliability"] = _reliability(its, probs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"trained_on": f"PIAF v1.0 train pages ({len({g.qid for g in fit_on})} questions); combination and "
+                          f"refusal calibrated on {len({g.qid for g in calib})} questions of other train pages",
+            "seed": seed, "dev_share": dev_share, "calib_share": calib_share, "negatives": negatives, "top": top,
+            "epochs": epochs, "lr": lr, "top_layers": top_layers, "combine": list(combine),
+            "refusal_calibration": refusal, "metrics": metrics,
+            "seconds": round(time.perf_counter() - t0, 1)}
+    features.meta.update({k: meta[k] for k in ("seed", "dev_share")})
+    features.save(out_dir / "reader-v1.npz")
+    cross.save(out_dir / "cross-v1.safetensors", meta)
+    return meta
+
+
+def _reliability(items, probs, bins: int = 10) -> list[dict]:
+    """Confidence of the chosen sentence vs the share of questions where it holds the answer."""
+    conf, ok = [], []
+    for (g, idx, _), p in zip(items, probs):
+        i = int(np.argmax(p))
+        conf.append(float(p[i]))
+        ok.append(float(g.y[idx[i]] > 0))
+    conf, ok = np.array(conf), np.array(ok)
+    out = []
+    for b in range(bins):
+        m = (conf >= b / bins) & ((conf < (b + 1) / bins) if b < bins - 1 else (conf <= 1))
+        if m.any():
+            out.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": int(m.sum()),
+                        "confidence": round(float(conf[m].mean()), 3), "right": round(float(ok[m].mean()), 3)})
+    return out

@@ -1,0 +1,63 @@
+"""When to say "the articles do not contain the answer".
+
+The reader's probability that the sentence it would quote answers the question is
+the evidence; it is calibrated on held-out questions, so it means what it says
+(``rag eval`` prints its reliability curve). Two checks that are true of language
+lower it: a number the question names (a year, an amount) that the cited article
+never mentions, and, when question and article share a language, a proper name of
+the question the article never mentions. A question about "the 2018 World Cup" over
+an article that never says 2018 is about something else, however close the topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.analysis import fold, names, numbers, words
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``refuse`` or not, the calibrated ``confidence`` after the checks, and the anchors missing."""
+
+    refuse: bool
+    confidence: float
+    missing: tuple[str, ...] = ()
+
+
+def missing_anchors(question: str, texts: Sequence[str], *, with_names: bool = True) -> list[str]:
+    """Numbers (and names) of ``question`` that occur in none of ``texts``.
+
+    Names match on a folded 5-letter prefix ("Russia" finds "Russie"); they are only
+    checked when question and text share a language ("Putin" is "Poutine").
+    """
+    text = " ".join(texts)
+    have_numbers = numbers(text)
+    have_prefixes = {fold(w)[:5] for w in words(text)}
+    missing = sorted(numbers(question) - have_numbers)
+    if with_names:
+        missing += sorted(n for n in names(question) if n[:5] not in have_prefixes)
+    return missing
+
+
+class RefusalPolicy:
+    """Refuses when the calibrated probability falls below ``threshold``.
+
+    Args:
+        threshold: for a question in the articles' language.
+        threshold_cross: for a question in another language (the reader's cosines run lower).
+        anchor_factor: the probability is multiplied by this for each missing anchor (at most two).
+    """
+
+    def __init__(self, threshold: float, threshold_cross: float, anchor_factor: float = 0.35):
+        self.threshold = threshold
+        self.threshold_cross = threshold_cross
+        self.anchor_factor = anchor_factor
+
+    def decide(self, question: str, probability: float, article_texts: Sequence[str], *, cross: bool) -> Decision:
+        """Decide from the best sentence's ``probability`` and the texts of the article(s) it comes from."""
+        missing = tuple(missing_anchors(question, article_texts, with_names=not cross))
+        p = probability * self.anchor_factor ** min(len(missing), 2)
+        threshold = self.threshold_cross if cross else self.threshold
+        return Decision(p < threshold, round(float(p), 4), missing)

@@ -1,0 +1,222 @@
+"""The answer stage without the real model: reader features, the bundled reader,
+intents, refusal, and the assistant's shapes of answer over a hashing embedder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rag
+from rag.chat import Assistant
+from rag.config import AnswerConfig
+from rag.errors import ConfigError
+from rag.intent import classify, question_parts, topic_of
+from rag.reader import Reader, default_reader, question_kind
+from rag.reader.features import FEATURES, Candidate, featurize, is_question, sentence_facts
+from rag.refusal import RefusalPolicy, missing_anchors
+from rag.types import Hit
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Quand la coalition a-t-elle été créée ?", "when"),
+    ("En quelle année le pont a-t-il été construit ?", "when"),
+    ("When did the strike start?", "when"),
+    ("Où s'est déroulé le sommet ?", "where"),
+    ("Dans quelle ville le festival a-t-il lieu ?", "where"),
+    ("Where was the suspect arrested?", "where"),
+    ("Combien de pays compte la coalition ?", "count"),
+    ("How many people died?", "count"),
+    ("Quel âge avait la victime ?", "count"),
+    ("Qui a annoncé la création de la coalition ?", "who"),
+    ("Who coordinates the coalition?", "who"),
+    ("Pourquoi la grève a-t-elle été reconduite ?", "why"),
+    ("Why was the match postponed?", "why"),
+    ("Comment le suspect a-t-il pris la fuite ?", "how"),
+    ("Quel est le nom du navire ?", "what"),
+    ("What did the minister announce?", "what"),
+])
+def test_question_kind(question, kind):
+    assert question_kind(question) == kind
+
+
+def test_a_question_sentence_is_recognised():
+    assert is_question("Pourquoi une telle décision ?")
+    assert is_question("Faut-il s'en inquiéter ? »")
+    assert not is_question("La décision a été prise lundi.")
+
+
+def hit(article_id="a", title="Grève à la SNCF", text="", score=0.8, start=0, date=None, chunk_id=1):
+    return Hit(article_id, title, date, "Test", None, chunk_id, score, text, start, start + len(text))
+
+
+def cands(sentences, h=None, dense=None):
+    h = h or hit(text=" ".join(sentences))
+    out, pos = [], 0
+    for i, s in enumerate(sentences):
+        c = Candidate(h, 0, pos, pos + len(s), s, (dense or [0.85] * len(sentences))[i],
+                      prev=i - 1, next=i + 1 if i + 1 < len(sentences) else -1, facts=sentence_facts(s, "fr"))
+        out.append(c)
+        pos += len(s) + 1
+    return out
+
+
+def test_features_have_one_column_each_and_see_the_answer_type():
+    cs = cands(["La grève a été très suivie par les cheminots de la région.",
+                "Elle a commencé le 12 juin 2019 à Lyon."])
+    x = featurize("Quand la grève a-t-elle commencé ?", "fr", cs, cross=False)
+    assert x.shape == (2, len(FEATURES))
+    col = FEATURES.index("when_x_date")
+    assert x[0, col] == 0 and x[1, col] == 1
+    assert x[:, FEATURES.index("q_when")].tolist() == [1, 1]
+
+
+def test_the_bundled_reader_prefers_the_sentence_with_the_kind_of_answer_asked():
+    reader = default_reader()
+    # Same cosines: the sentence holding a date must win a "when" question, the one
+    # holding a name a "who" question, the one holding a number a "how many" question.
+    cs = cands(["La grève des cheminots a fortement perturbé le trafic ferroviaire dans la région.",
+                "Le mouvement a débuté le 5 décembre 2019, à l'appel de Philippe Martinez et de 180 syndicalistes."],
+               dense=[0.86, 0.86])
+    for q in ("Quand la grève des cheminots a-t-elle commencé ?", "Qui a appelé à la grève des cheminots ?",
+              "Combien de syndicalistes ont appelé à la grève ?"):
+        p = reader.score(q, "fr", cs, cross=False)
+        assert p[1] > p[0], q
+
+
+def test_the_bundled_reader_never_prefers_a_rhetorical_question_to_its_answer():
+    reader = default_reader()
+    cs = cands(["Pourquoi la grève a-t-elle été reconduite ?",
+                "Les syndicats réclament le retrait de la réforme des retraites, expliquent-ils."],
+               dense=[0.90, 0.87])
+    p = reader.score("Pourquoi la grève a-t-elle été reconduite ?", "fr", cs, cross=False)
+    assert p[1] > p[0]
+
+
+def test_reader_probabilities_are_probabilities():
+    cs = cands(["Le président a été élu en 2017.", "Il a nommé un nouveau Premier ministre."])
+    p = default_reader().score("Qui a été élu ?", "fr", cs, cross=False)
+    assert p.shape == (2,) and np.all((p > 0) & (p < 1))
+
+
+def test_reader_weights_round_trip_and_refuse_foreign_files(tmp_path):
+    r = default_reader()
+    path = tmp_path / "r.npz"
+    r.save(path)
+    again = Reader.load(path)
+    x = np.random.default_rng(0).normal(size=(5, len(FEATURES))).astype(np.float32)
+    assert np.allclose(r.probabilities(x), again.probabilities(x))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, w1=np.zeros((3, 3)))
+    with pytest.raises(ConfigError):
+        Reader.load(bad)
+    with pytest.raises(ConfigError):
+        Reader.load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Combien de personnes sont mortes, et qui étaient les victimes ?", "multi"),
+    ("How many people died and who were the victims?", "multi"),
+    ("Quand et où a eu lieu le sommet ?", "multi"),
+    ("Résume l'article sur la grève SNCF", "summary"),
+    ("Summarize the article about the storm", "summary"),
+    ("Quels articles parlent de la grève ?", "articles"),
+    ("Which articles mention Emmanuel Macron?", "articles"),
+    ("Qui a annoncé la création de la coalition ?", "fact"),
+    ("Who coordinates the coalition of the willing?", "fact"),
+    ("Qui sont Tom et Jerry ?", "fact"),
+])
+def test_intent(question, kind):
+    assert classify(question).kind == kind
+
+
+def test_parts_and_topic():
+    assert question_parts("Quand et où a eu lieu le sommet ?") == ["Quand a eu lieu le sommet ?",
+                                                                   "où a eu lieu le sommet ?"]
+    assert question_parts("How many died, and who were the victims?") == ["How many died?", "who were the victims?"]
+    assert topic_of("Quels articles parlent de la grève SNCF ?") == "grève SNCF"
+    assert topic_of("Which articles mention Emmanuel Macron?") == "Emmanuel Macron"
+    assert topic_of("Résume l'article sur le Loto") == "Loto"
+
+
+def test_refusal_uses_the_probability_and_missing_anchors():
+    policy = RefusalPolicy(0.3, 0.2)
+    text = ["La Coupe du monde a été remportée par la France en 2018."]
+    assert not policy.decide("Qui a gagné la Coupe du monde 2018 ?", 0.6, text, cross=False).refuse
+    d = policy.decide("Qui a gagné la Coupe du monde 2022 ?", 0.6, text, cross=False)
+    assert d.refuse and d.missing == ("2022",)
+    assert policy.decide("Qui a gagné ?", 0.25, text, cross=True).refuse is False
+    assert policy.decide("Qui a gagné ?", 0.25, text, cross=False).refuse is True
+    # Names are only checked within one language ("Putin" is "Poutine").
+    assert missing_anchors("What did Putin say?", ["Vladimir Poutine a parlé."], with_names=False) == []
+    assert missing_anchors("Qu'a dit Poutine ?", ["Vladimir Poutine a parlé."]) == []
+
+
+# -- the assistant over a hashing embedder (no model) -------------------------------------------------
+
+ARTICLES = [
+    rag.Article(id="greve-1", title="Grève à la SNCF", date="2019-12-05", source="Test",
+                text="La grève à la SNCF a paralysé le trafic ferroviaire jeudi.\n"
+                     "Pourquoi les cheminots font-ils grève ?\n"
+                     "Ils protestent contre la réforme des retraites présentée par le gouvernement.\n"
+                     "Le mouvement a commencé le 5 décembre 2019 à l'appel de la CGT.\n"
+                     "Selon la direction, 90 % des TGV ont été annulés."),
+    rag.Article(id="greve-2", title="La grève SNCF continue", date="2019-12-20", source="Test",
+                text="La grève SNCF entre dans sa troisième semaine.\n"
+                     "Les voyageurs cherchent des solutions pour les fêtes.\n"
+                     "La CGT appelle à poursuivre le mouvement pendant les vacances."),
+    rag.Article(id="meteo", title="Tempête en Bretagne", date="2020-02-10", source="Test",
+                text="La tempête Ciara a touché la Bretagne dimanche.\n"
+                     "Des rafales de 150 km/h ont été relevées à Brest.\n"
+                     "Plus de 100 000 foyers ont été privés d'électricité."),
+]
+
+
+@pytest.fixture
+def assistant(hash_config):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(ARTICLES)
+    # No refusal: the hashing embedder's cosines are not the real model's; shapes are what is tested.
+    cfg = AnswerConfig(refusal_threshold=-1, refusal_threshold_cross=-1, topic_threshold=-1, topic_threshold_cross=-1)
+    return Assistant(rag.Retriever(index), config=cfg)
+
+
+def check(answer, index):
+    for c in answer.citations:
+        art = index.get_article(c.article_id)
+        assert art.text[c.start : c.end] == c.quote
+        assert f"[{c.n}]" in answer.text
+
+
+def test_a_factual_answer_is_one_quote_and_never_a_question(assistant):
+    a = assistant.ask("Pourquoi les cheminots font-ils grève ?")
+    assert not a.refused and len(a.citations) == 1
+    assert not a.citations[0].quote.endswith("?")
+    check(a, assistant.retriever.index)
+
+
+def test_a_multi_part_question_gets_one_quote_per_part(assistant):
+    a = assistant.ask("Quand la grève SNCF a-t-elle commencé, et combien de TGV ont été annulés ?")
+    assert 1 <= len(a.citations) <= 2
+    check(a, assistant.retriever.index)
+
+
+def test_a_summary_is_the_lead_then_central_sentences_in_order(assistant):
+    a = assistant.ask("Résume l'article sur la tempête en Bretagne")
+    assert a.text.startswith("Résumé de l'article « Tempête en Bretagne »")
+    starts = [c.start for c in a.citations]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert {c.article_id for c in a.citations} == {"meteo"} and len(a.citations) <= 3
+    check(a, assistant.retriever.index)
+
+
+def test_which_articles_lists_the_matching_articles_newest_first(assistant):
+    a = assistant.ask("Quels articles parlent de la grève SNCF ?")
+    ids = [c.article_id for c in a.citations]
+    assert ids == ["greve-2", "greve-1"]
+    assert "2 articles" in a.text and "meteo" not in ids
+    check(a, assistant.retriever.index)
+
+
+def test_k_is_checked_once_with_a_clear_message(assistant):
+    with pytest.raises(rag.InputError, match="k must be"):
+        assistant.ask("Qui ?", k=0)
