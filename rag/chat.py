@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 History = Sequence[tuple[str, str]] | Sequence[dict]
 
+
 def previous_questions(history: History | None) -> list[str]:
     """The user's earlier questions, oldest first, from (question, answer) pairs or chat messages."""
     out = []
