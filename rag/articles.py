@@ -672,6 +672,56 @@ def _clean(s: str) -> str:
     return normalize_text(_CONTROL.sub("", s))
 
 
+# Markup that scrapers leave in article text (WordPress-style shortcodes and the like).
+# It is removed here, before the text is stored, so that it is never chunked or quoted
+# as the article's words and every offset is into the cleaned text. Decisions:
+# - an embed (video, tweet, post...) is dropped whole, with whatever is between its
+#   tags (a URL, an id, or text that is not the article's own), and leaves a paragraph
+#   break: it was a block in the page, and the text on both sides is often glued to it
+#   ("redémarrer"[EMBED url="..."]Dans la soirée"). If the text goes on in lower case,
+#   the embed sat inside a sentence and leaves a space instead;
+# - [caption ...]...[/caption] keeps its caption text (HTML tags removed) as a
+#   paragraph of its own: it is the article's words, about a picture;
+# - a single tag is only taken as markup when it has attributes ([video src="..."]) or
+#   is an embed, so that "[Vidéo]", "[sic]", "[1]" or "[...]" stay as written;
+# - OrangeSum's [I/TALIC] markers and "=11pt=10.0pt=#333333" style leftovers go too.
+_EMBEDS = "embed|video|audio|tweet|twitter|youtube|vimeo|dailymotion|instagram|facebook|gallery|iframe|playlist"
+_ATTRS = r"[^\[\]\n]{0,2000}"
+_MARKUP = re.compile(
+    rf"(?P<pre>[ \t]*)(?:"
+    rf"\[caption\b{_ATTRS}\](?P<caption>[^\[]{{0,2000}}?)\[/caption\]"
+    rf"|\[(?P<name>{_EMBEDS})\b{_ATTRS}\][^\[]{{0,2000}}?\[/(?P=name)\]"
+    rf"|\[(?:{_EMBEDS})\s+[\w-]+\s*={_ATTRS}\]|\[embed\s*/?\]|\[/(?:{_EMBEDS}|caption)\]"
+    rf"|(?P<inline>\[(?:I/TALIC|B/OLD|U/NDERLINE)\]|(?:=\d+(?:\.\d+)?pt|=#[0-9a-fA-F]{{6}})+(?=\W|$))"
+    rf")(?P<post>[ \t]*)",
+    re.IGNORECASE,
+)
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+
+
+def _strip_markup(text: str) -> str:
+    """Remove scraped shortcode markup from an article body (see the comment above ``_EMBEDS``)."""
+    if "[" not in text and "pt" not in text:
+        return text
+    return _MARKUP.sub(lambda m: _markup_replacement(m, text), text)
+
+
+def _markup_replacement(m: re.Match, text: str) -> str:
+    after = text[m.end():m.end() + 1]
+    if m.group("inline") is not None:
+        if not after or after in ",.;:!?)»\n":
+            return ""
+        return " " if m.group("pre") or m.group("post") else ""
+    caption = m.group("caption")
+    if caption is not None:
+        caption = " ".join(_TAG.sub(" ", caption).split())
+        if caption:
+            return f"\n{caption}\n"
+    if after.islower():
+        return " "
+    return "\n"
+
+
 def _clean_line(s: str | None) -> str | None:
     if s is None:
         return None
@@ -700,7 +750,7 @@ def _make_article(
         if name in ("date", "source", "url") and len(value) > MAX_FIELD_CHARS:
             raise InputError(f"'{name}' is {len(value):,} characters, longer than the {MAX_FIELD_CHARS:,} limit")
     title = " ".join(_clean(title).split())
-    text = _LEADING_BLANK_LINES.sub("", _clean(text)).rstrip()
+    text = _LEADING_BLANK_LINES.sub("", _strip_markup(_clean(text))).rstrip()
     if not title:
         raise InputError("title is empty")
     if len(title) > MAX_TITLE_CHARS:

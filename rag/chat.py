@@ -16,7 +16,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from rag.analysis import detect_language, terms, words
+from rag import followup
+from rag.analysis import detect_language, terms
 from rag.answering import NOT_IN_SOURCES, ExtractiveAnswerer, GenerativeAnswerer, say
 from rag.config import AnswerConfig
 from rag.errors import InputError, LLMError
@@ -34,13 +35,6 @@ log = logging.getLogger(__name__)
 
 History = Sequence[tuple[str, str]] | Sequence[dict]
 
-_FOLLOW_UP = re.compile(
-    r"^(and|et|also|aussi|what about|how about|et pour|et si|then|puis|mais|but)\b"
-    r"|\b(it|its|they|them|their|this|that|these|those|he|she|him|her|his|"
-    r"il|elle|ils|elles|le|la|les|lui|leur|leurs|son|sa|ses|ce|cette|cela|ça|celui|celle|y|en)\b",
-    re.IGNORECASE,
-)
-
 
 def previous_questions(history: History | None) -> list[str]:
     """The user's earlier questions, oldest first, from (question, answer) pairs or chat messages."""
@@ -55,15 +49,8 @@ def previous_questions(history: History | None) -> list[str]:
 
 
 def heuristic_standalone(question: str, previous: str) -> str:
-    """Carry the previous question's key terms into a short follow-up that refers back to it."""
-    if len(words(question)) > 10 or not _FOLLOW_UP.search(question):
-        return question
-    have = set(terms(question))
-    lang = detect_language(previous)
-    carry = [w for w in words(previous) if (t := terms(w, lang)) and t[0] not in have]
-    if not carry:
-        return question
-    return f"{question.rstrip()} ({' '.join(dict.fromkeys(carry))})"
+    """The old name of :func:`rag.followup.standalone` with one previous question."""
+    return followup.standalone(question, [previous])
 
 
 class Assistant:
@@ -109,15 +96,21 @@ class Assistant:
         return self.generative.name if self.generative else self.extractive.name
 
     def standalone(self, question: str, history: History | None) -> str:
+        """The question to search for: a follow-up rewritten with what it refers to.
+
+        Only a real follow-up (see :func:`rag.followup.is_follow_up`) is rewritten, by
+        the model when there is one, else by carrying the previous question's key
+        terms; any other question is searched as asked.
+        """
         prev = previous_questions(history)
-        if not prev:
+        if not prev or not followup.is_follow_up(question):
             return question
         if self.generative is not None:
             try:
                 return self._llm_rewrite(question, prev)
             except LLMError as exc:
                 log.warning("follow-up rewriting by the model failed (%s); using the heuristic", exc)
-        return heuristic_standalone(question, prev[-1])
+        return followup.standalone(question, prev)
 
     def _llm_rewrite(self, question: str, prev: list[str]) -> str:
         from rag.llm.base import Message

@@ -35,7 +35,7 @@ from rag.types import Article, Chunk
 log = logging.getLogger(__name__)
 
 #: Recorded in an index manifest; bump when a change to the rules moves chunk boundaries.
-SPLITTER = "paragraph-sentence-v1"
+SPLITTER = "paragraph-sentence-v2"
 MIN_SIZE = 16
 
 # Everything str.splitlines() breaks on: a paragraph never spans one of these.
@@ -44,8 +44,12 @@ _LINE = re.compile(f"[^{_BREAKS}]+")
 _WORD = re.compile(r"\S+")
 _LETTERS = re.compile(r"[^\W\d_]+")
 # Sentence-final punctuation, then closing quotes or brackets (French puts a space
-# before », so it may have one), then a space or the end of the line.
-_END = re.compile(r"(?P<term>[.!?…]+)(?P<close>(?:\s*[»›]|[”\"’')\]])*)(?=\s|$)")
+# before », so it may have one), then a space or the end of the line; or, in scraped
+# text, glued to the next sentence: "trois ans.Deux", "vraiment ?Non", 'fin."Puis'.
+_END = re.compile(
+    r"(?P<term>[.!?…]+)(?P<close>(?:\s*[»›]|[”\"’')\]])*)"
+    r"(?=(?P<space>\s+)|$|(?P<glued>)(?:[“‹„\"]|«\s?)?[A-ZÀ-ÖØ-ÞŒ][a-zß-öø-ÿœ'’])"
+)
 
 _OPENERS = frozenset("«‹\"“„‘'([{—–-¿¡")
 _APOSTROPHES = frozenset("'’")
@@ -77,6 +81,29 @@ _ELIDED_STARTERS = frozenset({"L", "D", "C", "J", "S", "N", "Qu", "Lorsqu", "Pui
 # Letters joined by dots: U.S.A, O.N.U, J.-C, a.m, Ph.D.
 _ACRONYM = re.compile(r"(?:[^\W\d_]{1,3}\.-?)+[^\W\d_]{1,3}")
 
+# Scraped text also runs a sub-heading into the next sentence with no punctuation at
+# all: "mieux desservisDes travaux". That shows up as three lower-case letters, then
+# an upper-case one and a lower-case one (or an elision). The scan starts on the
+# upper-case letter, the rarest of them, which keeps it cheap.
+# Latin-1 only (no Œ, œ): the character class then compiles to a bitmap, twice as fast.
+_LOWER = "a-zß-öø-ÿ"
+_UPPER = "A-ZÀ-ÖØ-Þ"
+_URL_MARK = re.compile(r"[/@=]|www\.")
+_HANDLE = re.compile(r"[#@_]")
+_HEADING = re.compile(rf"[{_UPPER}](?<=[{_LOWER}].)(?<=[{_LOWER}]{{3}}.)[{_LOWER}'’]")
+# Glued headings are only trusted after a capitalized last word ("par France InterLa
+# stratégie") when the next word is one that starts sentences; otherwise it is a
+# brand or a hashtag: BlackRock, EasyJet, WhatsApp, MakeAmericaGreatAgain. English
+# particles are left out: LinkedIn, PlayOn.
+_HEADING_STARTERS = _STARTERS - {"In", "On", "At", "As", "An", "It", "Or", "Si", "En", "Au", "Un", "Du", "De"}
+# camelCase words whose first part is lower case and at least three letters long, so
+# that they look like a glued heading. On 4,000 OrangeSum articles 7 of 509 cuts were
+# wrong: these two brands, identifiers from embedded page code, a hashtag, a typo.
+_CAMEL_CASE = frozenset("""
+    iHeartRadio bioMérieux mediaType nodeType nodeName nodeValue innerHTML innerText onClick onLoad
+    className dataLayer typeOf
+""".split())
+
 
 def split_paragraphs(text: str) -> list[tuple[int, int]]:
     """Return the ``[start, end)`` spans of the non-blank lines of ``text``, stripped."""
@@ -94,7 +121,10 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     Sentences are stripped, never cross a line break, and together cover every
     non-space character of the range. The rules are written for French and
     English news: abbreviations, initials, numbers, URLs, « guillemets » and
-    ellipses followed by lowercase do not end a sentence.
+    ellipses followed by lowercase do not end a sentence. Sentences glued together
+    by scraping are split: "trois ans.Deux", "partir ?Personne", and a sub-heading
+    with no punctuation, "mieux desservisDes travaux" (not camelCase names:
+    iPhone, McDonald, PlayStation, LeBron, BlackRock, #balanceTonPorc).
 
     Raises:
         ValueError: ``start``/``end`` are not ``0 <= start <= end <= len(text)``.
@@ -108,13 +138,94 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         if not span:
             continue
         lo, hi = span
+        # Spans need no stripping: a sentence starts on the line's first non-space or
+        # after a space run or a glue point, and ends on its punctuation or a letter.
+        heads = [m.start() for m in _HEADING.finditer(text, lo, hi)]
+        h, n_heads = 0, len(heads)
         for m in _END.finditer(text, lo, hi):
-            nxt = _next_nonspace(text, m.end(), hi)
-            if nxt < hi and _ends_sentence(text, lo, hi, m, nxt):
-                spans.append(_strip(text, lo, m.end()))
+            while h < n_heads and heads[h] < m.start():
+                lo = _heading_cut(text, lo, heads[h], spans)
+                h += 1
+            e = m.end()
+            nxt = m.end("space")  # the next non-space: -1 when glued or at the end
+            if nxt < 0:
+                if e < hi and (cut := _glued_end(text, lo, m)) is not None:
+                    spans.append((lo, cut))
+                    lo = cut
+            elif nxt < hi and _ends_sentence(text, lo, hi, m, nxt):
+                spans.append((lo, e))
                 lo = nxt
+        for p in heads[h:]:
+            lo = _heading_cut(text, lo, p, spans)
         spans.append((lo, hi))
     return spans
+
+
+def _heading_cut(text: str, lo: int, p: int, spans: list[tuple[int, int]]) -> int:
+    """Cut the sentence begun at ``lo`` before ``p`` if a glued heading ends there; return the new start."""
+    if p > lo and _heading_join(text, lo, p):
+        spans.append((lo, p))
+        return p
+    return lo
+
+
+def _glued_end(text: str, lo: int, m: re.Match) -> int | None:
+    """Where the sentence begun at ``lo`` ends, if the punctuation ``m`` glued to a capital ends it."""
+    ts, te = m.span("term")
+    if ts == lo:
+        return None  # a line that starts with punctuation
+    start = m.end()  # an opening mark glued to the capital belongs to the next sentence: 'fin.“Il'
+    if _in_url(text, lo, start):
+        return None
+    # After a word of six letters or more a full stop is no abbreviation, initial or acronym.
+    if m.group("term") == "." and not (ts - 6 >= lo and text[ts - 6:ts].isalpha()):
+        token = _token_before(text, lo, ts)
+        if "." in token.replace(".-", "") and not _ACRONYM.fullmatch(token):
+            return None  # "lemonde.fr.Le": a domain
+        if token in _ALWAYS or (len(token) == 1 and token.isupper()):
+            return None  # "M.Dupont", "St.Louis", "J.K"
+        if token.isdigit() and len(token) <= 3 and text[lo:ts].strip() == token:
+            return None  # a list number: "1.La sécurité"
+        if (token in _SOFT or _ACRONYM.fullmatch(token)) and not _starts_sentence(text, start, len(text)):
+            return None  # "J.-C.Rome"; but "av. J.-C.Son fils"
+    # A straight quote after the end mark closes a quotation only if one is open
+    # ('de "tué"."Luttons' opens the next sentence with it).
+    close = m.group("close")
+    if '"' in close and text.count('"', lo, ts) % 2 == 0:
+        return te + close.index('"')
+    return start
+
+
+def _heading_join(text: str, lo: int, p: int) -> bool:
+    """Whether a word glued to the previous one at ``p`` ("desservisDes") starts a new sentence."""
+    i = p
+    while i > lo and text[i - 1].isalpha():
+        i -= 1
+    j = p + 1
+    while j < len(text) and text[j].isalpha():
+        j += 1
+    left, right = text[i:p], text[p:j]
+    if j < len(text) and text[j] in _APOSTROPHES:
+        if right not in _ELIDED_STARTERS:
+            return False
+    if _in_url(text, lo, p) or _HANDLE.search(text, max(lo, text.rfind(" ", lo, p) + 1), p):
+        return False  # a URL, a hashtag, a handle, an identifier: #J'aimeLeSilence, @EmmanuelMacron
+    if left[0].islower():
+        return left + right not in _CAMEL_CASE
+    return right in _HEADING_STARTERS or right in _ELIDED_STARTERS
+
+
+def _in_url(text: str, lo: int, p: int) -> bool:
+    """Whether ``p`` is inside a whitespace-delimited token that looks like a URL, a path or an address."""
+    # Spaces only: this runs on every glued candidate, and a URL seldom holds a no-break space.
+    i = text.rfind(" ", lo, p) + 1
+    j = text.find(" ", p)
+    j = len(text) if j < 0 else j
+    if _URL_MARK.search(text, max(lo, i), j):
+        return True
+    # "Lemonde.fr" after the candidate: a dot between letters further on
+    k = text.find(".", p, j)
+    return 0 <= k < j - 1 and text[k + 1].isalnum()
 
 
 def chunk_sentences(text: str, offset: int = 0) -> list[tuple[int, int, str]]:
@@ -122,8 +233,58 @@ def chunk_sentences(text: str, offset: int = 0) -> list[tuple[int, int, str]]:
     ``offset`` (the chunk's start in its article).
 
     Ingestion and search both use this, so a sentence has the same key on both sides.
+
+    These are what gets quoted, so a chunk's first piece is left out when it visibly
+    starts mid-sentence (see :func:`_starts_mid_sentence`). That only happens where
+    the chunker had to cut a sentence over its budget between words, or a "word" over
+    it (a long URL) between characters: the piece is not a sentence of the article.
+    It is dropped rather than extended to the article's sentence because the callers
+    have only the chunk, and a sentence that long (hundreds of tokens) is no quote
+    anyway; the chunk's other sentences, and the chunk itself for retrieval, stay.
     """
-    return [(offset + s, offset + e, text[s:e]) for s, e in split_sentences(text)]
+    spans = split_sentences(text)
+    if spans and _starts_mid_sentence(text, spans[0][0]):
+        spans = spans[1:]
+    return [(offset + s, offset + e, text[s:e]) for s, e in spans]
+
+
+def trim_to_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink ``text[start:end]`` so that it neither starts nor ends inside a word, and strip it.
+
+    For a caller that has the whole text around a span (an article around a chunk
+    or a quote): a partial word at either edge is dropped. The result may be empty
+    (``start == end``) when the span lies inside one word.
+
+    Raises:
+        ValueError: not ``0 <= start <= end <= len(text)``.
+    """
+    if not 0 <= start <= end <= len(text):
+        raise ValueError(f"span [{start}, {end}) is outside a text of {len(text)} characters")
+    if 0 < start < end and _in_word(text[start - 1]) and _in_word(text[start]):
+        while start < end and _in_word(text[start]):
+            start += 1
+    if start < end < len(text) and _in_word(text[end - 1]) and _in_word(text[end]):
+        while end > start and _in_word(text[end - 1]):
+            end -= 1
+    return _strip(text, start, end) or (start, start)
+
+
+def _in_word(c: str) -> bool:
+    return c.isalnum() or unicodedata.combining(c) > 0
+
+
+def _starts_mid_sentence(text: str, pos: int) -> bool:
+    """Whether a sentence span at ``pos`` of a chunk cannot be a sentence start.
+
+    No sentence the splitter finds starts on a lower-case word (a paragraph may, but
+    in news that is a scraping accident: 3 of 2,000 OrangeSum articles), nor on a
+    combining mark or on punctuation that closes or goes on.
+    """
+    c = text[pos]
+    if c.islower():
+        nxt = text[pos + 1:pos + 2]
+        return not nxt.isupper()  # "iPhone", "eBay" start sentences
+    return unicodedata.combining(c) > 0 or c in ",;:)]}»”’%"
 
 
 def embedding_text(title: str, text: str) -> str:
@@ -428,16 +589,19 @@ def _ends_sentence(text: str, lo: int, hi: int, m: re.Match, nxt: int) -> bool:
     c = text[nxt]
     if not (c.isupper() or c.isdigit() or c in _OPENERS):
         return False  # "etc. et", "fini… puis", "« fini. » avant de"
-    if m.group("term") != "." or m.group("close"):
-        return True
-    token = _token_before(text, lo, m.start())
+    ms = m.start()
+    if m.end() - ms != 1 or text[ms] != ".":
+        return True  # not a lone full stop: "?", "!", "…", "...", or a closing mark after it
+    if ms - 6 >= lo and text[ms - 6:ms].isalpha():
+        return True  # a word of six letters or more: no abbreviation, initial or acronym is that long
+    token = _token_before(text, lo, ms)
     if not token:
         return True
     if token in _ALWAYS:
         return False
     if token in _BEFORE_DIGIT:
         return not c.isdigit()
-    if token.isdigit() and len(token) <= 3 and text[lo:m.start()].strip() == token:
+    if token.isdigit() and len(token) <= 3 and text[lo:ms].strip() == token:
         return False  # a list number: "1. La sécurité"
     if token in _SOFT or (len(token) == 1 and token.isupper()) or _ACRONYM.fullmatch(token):
         return _starts_sentence(text, nxt, hi)
@@ -462,12 +626,6 @@ def _starts_sentence(text: str, pos: int, hi: int) -> bool:
     if m.end() < hi and text[m.end()] in _APOSTROPHES:
         return m.group() in _ELIDED_STARTERS
     return m.group() in _STARTERS
-
-
-def _next_nonspace(text: str, pos: int, hi: int) -> int:
-    while pos < hi and text[pos].isspace():
-        pos += 1
-    return pos
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:

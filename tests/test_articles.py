@@ -680,3 +680,58 @@ def test_orangesum_streams(monkeypatch):
     assert (first.id, first.date, first.origin) == ("10", "2020-07-02", f"{ORANGESUM}:1")
     assert first.title.startswith("Pastoralisme et ours")
     assert first.heading and first.text.startswith("Cette enveloppe inclut")
+
+
+# -- scraped markup ------------------------------------------------------------
+
+MARKUP = {
+    # OrangeSum's own: an embed glued between two sentences leaves a paragraph break
+    "embed glued": ('semaines.[EMBED url=""Je recommande""]Dans la soirée, le groupe a parlé.',
+                    "semaines.\nDans la soirée, le groupe a parlé."),
+    "empty embed with spaces": ('privée. [EMBED url=" "] Entre deux blagues.', "privée.\nEntre deux blagues."),
+    "embed after style leftovers": ("l'État.=11pt=10.0pt=#333333[EMBED url=\"https://v.fr/a.html\"]Mardi, il parle.",
+                                    "l'État.\nMardi, il parle."),
+    "embed html": ('opinion (39%).[EMBED html=""]Nicolas Sarkozy est populaire.',
+                   "opinion (39%).\nNicolas Sarkozy est populaire."),
+    "italic marker glued": ("l'État.[I/TALIC]Les échanges se font.", "l'État.Les échanges se font."),
+    "italic marker before a comma": ('écologique" [I/TALIC], à l\'image', 'écologique", à l\'image'),
+    # WordPress shortcodes
+    "paired embed": ("Regardez.\n[embed]https://youtu.be/x[/embed]\nSuite.", "Regardez.\n\n\nSuite."),
+    "embed inside a sentence": ('La vidéo [video src="a.mp4"] montre la scène.', "La vidéo montre la scène."),
+    "tweet": ('Il a tweeté : [tweet id="123"] Puis il a supprimé.', "Il a tweeté :\nPuis il a supprimé."),
+    "caption keeps its text": (
+        'Texte.\n[caption id="a1" align="alignnone" width="300"]<img src="a.jpg" /> Emmanuel Macron à Marseille[/caption]\nSuite.',
+        "Texte.\n\nEmmanuel Macron à Marseille\n\nSuite.",
+    ),
+    "empty caption": ('Texte.[caption id="a1"]<img src="a.jpg" />[/caption]Suite.', "Texte.\nSuite."),
+    # ordinary brackets stay
+    "editorial brackets": ("Il a dit [sic] que [le gouvernement] ment [1]. [...] [Vidéo] Jean et [video] reste.",
+                           "Il a dit [sic] que [le gouvernement] ment [1]. [...] [Vidéo] Jean et [video] reste."),
+    "points are not style": ("Une police de 11pt et un score de 3=0.", "Une police de 11pt et un score de 3=0."),
+}
+
+
+@pytest.mark.parametrize("raw, expected", MARKUP.values(), ids=MARKUP.keys())
+def test_scraped_markup_is_stripped_at_ingestion(raw, expected):
+    from rag.chunking import split_sentences
+
+    a = article_from_record({"title": "Titre", "text": raw}, origin="t.jsonl:1")
+    assert a.text == expected
+    # the stored text is what is chunked and quoted: offsets index into it
+    assert all(a.text[s:e] == a.text[s:e].strip() for s, e in split_sentences(a.text))
+
+
+def test_markup_stripping_applies_to_every_reader(tmp_path):
+    raw = 'Le métro arrive.[EMBED url="https://x.fr/v.html"]Les travaux commencent.'
+    html = tmp_path / "a.html"
+    html.write_text(f"<html><head><title>Titre</title></head><body><p>{raw}</p></body></html>", encoding="utf-8")
+    txt = tmp_path / "a.txt"
+    txt.write_text(f"Titre\n{raw}\n", encoding="utf-8")
+    texts = {item.text for item in read_articles([html, txt])}
+    texts.add(article_from_text("Titre", raw).text)
+    assert texts == {"Le métro arrive.\nLes travaux commencent."}
+
+
+def test_markup_only_record_is_a_problem():
+    with pytest.raises(InputError, match="text is empty"):
+        article_from_record({"title": "Titre", "text": '[EMBED url=" "]'}, origin="t")

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import SPLITTER, Chunker, embedding_text, split_paragraphs, split_sentences
+from rag.chunking import (
+    SPLITTER,
+    Chunker,
+    chunk_sentences,
+    embedding_text,
+    split_paragraphs,
+    split_sentences,
+    trim_to_words,
+)
 from rag.errors import EmbedderError
 from rag.types import Article
 
@@ -197,6 +205,77 @@ def test_split_sentences_examples(text, expected):
     assert sentences(text) == expected
 
 
+# Scraped news glues sentences together (OrangeSum): no space after the end mark, or a
+# sub-heading run into the next sentence with no punctuation at all.
+GLUED = {
+    "full stop": ("Il arrive dans trois ans.Deux lignes suivront.", ["Il arrive dans trois ans.", "Deux lignes suivront."]),
+    "after a year": ("Il a été élu en 2019.Le gouvernement a suivi.", ["Il a été élu en 2019.", "Le gouvernement a suivi."]),
+    "after an acronym word": ("Il a rejoint l'ONU.Le poste est neuf.", ["Il a rejoint l'ONU.", "Le poste est neuf."]),
+    "elided start": ("Il est parti.L'équipe reste.", ["Il est parti.", "L'équipe reste."]),
+    "question mark": ("Pourquoi partir ?Personne ne le sait.", ["Pourquoi partir ?", "Personne ne le sait."]),
+    "exclamation mark": ("Quelle histoire!Tout le monde rit.", ["Quelle histoire!", "Tout le monde rit."]),
+    "ellipsis": ("Il hésita…Puis il partit.", ["Il hésita…", "Puis il partit."]),
+    "three dots": ("Il hésita...Puis il partit.", ["Il hésita...", "Puis il partit."]),
+    "closing quote then capital": ('Il a dit "fin."Puis il partit.', ['Il a dit "fin."', "Puis il partit."]),
+    "closed quotation, then one opens": ('Il a dit "non".« Oui », répond-elle.', ['Il a dit "non".', "« Oui », répond-elle."]),
+    "straight quote opens the next": ('Ils l\'ont "tué"."Luttons", dit-il.', ['Ils l\'ont "tué".', '"Luttons", dit-il.']),
+    "curly quote opens the next": ("C'est fini.“Non”, dit-il.", ["C'est fini.", "“Non”, dit-il."]),
+    "guillemet with French spacing": ("« C'est fini. »Il part.", ["« C'est fini. »", "Il part."]),
+    "glued heading": (
+        "Le métro arrive dans trois ans.Deux arrondissements mieux desservisDes travaux commencent lundi.",
+        ["Le métro arrive dans trois ans.", "Deux arrondissements mieux desservis", "Des travaux commencent lundi."],
+    ),
+    "glued heading, elided start": ("Trois lignes vont disparaîtreL'ancien tracé reste.",
+                                    ["Trois lignes vont disparaître", "L'ancien tracé reste."]),
+    "heading ends on a name": ("La stratégie critiquée par François HollandeLa direction répond.",
+                               ["La stratégie critiquée par François Hollande", "La direction répond."]),
+    "source credit": ("Il a parlé.par France InterLe leader a évoqué la grève.",
+                      ["Il a parlé.par France Inter", "Le leader a évoqué la grève."]),
+    # not glued sentences
+    "M.Dupont": ("M.Dupont est arrivé.", ["M.Dupont est arrivé."]),
+    "St.Louis": ("Il vit à St.Louis depuis dix ans.", ["Il vit à St.Louis depuis dix ans."]),
+    "U.S.A": ("Il vit aux U.S.A depuis dix ans.", ["Il vit aux U.S.A depuis dix ans."]),
+    "initials": ("Le roman de J.K.Rowling est sorti.", ["Le roman de J.K.Rowling est sorti."]),
+    "J.-C. before a name": ("En 52 av. J.-C.César assiège Alésia.", ["En 52 av. J.-C.César assiège Alésia."]),
+    "J.-C. ends a sentence": ("Il meurt en 44 av. J.-C.Son fils lui succède.",
+                              ["Il meurt en 44 av. J.-C.", "Son fils lui succède."]),
+    "domain": ("Voir www.Lemonde.fr pour plus.", ["Voir www.Lemonde.fr pour plus."]),
+    "domain, capital inside": ("Voir LeMonde.Fr/Actu pour plus.", ["Voir LeMonde.Fr/Actu pour plus."]),
+    "url path": ("Le lien https://x.fr/Actu.Html est mort.", ["Le lien https://x.fr/Actu.Html est mort."]),
+    "decimal": ("Le PIB a crû de 3.5 % et 3.Le reste.", ["Le PIB a crû de 3.5 % et 3.", "Le reste."]),
+    "list number": ("1.La sécurité avant tout.", ["1.La sécurité avant tout."]),
+    "camelCase brands": (
+        "Son iPhone, McDonald, PlayStation, LeBron James, YouTube, DiCaprio, BlackRock, EasyJet, WhatsApp, "
+        "AstraZeneca, LinkedIn, JoeyStarr et eBay.",
+        ["Son iPhone, McDonald, PlayStation, LeBron James, YouTube, DiCaprio, BlackRock, EasyJet, WhatsApp, "
+         "AstraZeneca, LinkedIn, JoeyStarr et eBay."],
+    ),
+    "hashtag and handle": ("Le mot-dièse #balanceTonPorc et @EmmanuelMacron circulent.",
+                           ["Le mot-dièse #balanceTonPorc et @EmmanuelMacron circulent."]),
+    "brands seen in OrangeSum": ("Le groupe iHeartRadio et bioMérieux recrutent.", ["Le groupe iHeartRadio et bioMérieux recrutent."]),
+    "hashtag with an elision": ("Le mot-dièse #J'aimeLeSilence circule.", ["Le mot-dièse #J'aimeLeSilence circule."]),
+    "two lower-case letters": ("Le groupe deLa Poste.", ["Le groupe deLa Poste."]),
+    "all caps after": ("Le client de ASP.NET paie.", ["Le client de ASP.NET paie."]),
+}
+
+
+@pytest.mark.parametrize("text, expected", GLUED.values(), ids=GLUED.keys())
+def test_split_glued_sentences(text, expected):
+    assert sentences(text) == expected
+
+
+def test_glued_sentences_keep_offsets_in_context():
+    text = "Titre\n  Il arrive dans trois ans.Deux lignes mieux desservisDes travaux ?Oui.  \nFin"
+    spans = split_sentences(text)
+    check_spans(text, spans)
+    assert [text[s:e] for s, e in spans] == [
+        "Titre", "Il arrive dans trois ans.", "Deux lignes mieux desservis", "Des travaux ?", "Oui.", "Fin"]
+    para = split_paragraphs(text)[1]
+    assert split_sentences(text, *para) == spans[1:5]
+    assert [sent for _, _, sent in chunk_sentences(text[para[0]:para[1]], para[0])] == [text[s:e] for s, e in spans[1:5]]
+    assert [(s, e) for s, e, _ in chunk_sentences(text[para[0]:para[1]], para[0])] == spans[1:5]
+
+
 def test_seed_sentences():
     text = seed_article().text
     got = sentences(text)
@@ -266,7 +345,74 @@ def test_chunker_rejects_bad_settings(size, overlap, bad):
 def test_chunker_settings():
     c = Chunker(words, size=128, overlap=16)
     assert c.settings == {"size": 128, "overlap": 16, "splitter": SPLITTER}
-    assert SPLITTER.endswith("-v1")
+    # v2: glued sentences and headings of scraped news are split; chunks move
+    assert SPLITTER == "paragraph-sentence-v2"
+
+
+def test_index_chunked_by_the_previous_splitter_asks_for_a_rebuild(seed_dir, hash_config):
+    import json
+
+    import rag
+    from rag.index import MANIFEST
+
+    rag.Index.create(hash_config.index_dir, hash_config).add([seed_dir])
+    path = hash_config.index_dir / MANIFEST
+    manifest = json.loads(path.read_text())
+    assert manifest["chunking"]["splitter"] == SPLITTER
+    manifest["chunking"]["splitter"] = "paragraph-sentence-v1"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(rag.IndexMismatchError, match="paragraph-sentence-v1.*paragraph-sentence-v2.*rag index rebuild"):
+        rag.Index.open(hash_config.index_dir)
+    rebuilt = rag.Index.rebuild(hash_config.index_dir, hash_config)
+    rebuilt.close()
+    assert json.loads(path.read_text())["chunking"]["splitter"] == SPLITTER
+    rag.Index.open(hash_config.index_dir).close()
+
+
+# -- quotes at chunk edges -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, start, end, expected", [
+    ("Le président est arrivé.", 3, 19, "président est"),        # starts and ends mid-word
+    ("Le président est arrivé.", 4, 20, "est"),
+    ("Le président est arrivé.", 0, 24, "Le président est arrivé."),  # whole: unchanged
+    ("Le président est arrivé.", 2, 13, "président"),            # on word edges, stripped
+    ("Le président", 5, 8, ""),                                  # inside one word
+    ("L'État a parlé.", 2, 15, "État a parlé."),                 # an elision is a word edge
+])
+def test_trim_to_words(text, start, end, expected):
+    s, e = trim_to_words(text, start, end)
+    assert text[s:e] == expected
+    assert start <= s <= e <= end
+
+
+def test_trim_to_words_rejects_a_bad_span():
+    with pytest.raises(ValueError, match="outside"):
+        trim_to_words("abc", 2, 5)
+
+
+@pytest.mark.parametrize("chunk, expected", [
+    ("Le président est arrivé. Il a parlé.", ["Le président est arrivé.", "Il a parlé."]),
+    ("est arrivé hier soir. Il a parlé.", ["Il a parlé."]),          # a sentence cut between words
+    ("ident est arrivé. Il a parlé.", ["Il a parlé."]),               # ... or inside a word
+    (", a-t-il dit. Il a parlé.", ["Il a parlé."]),
+    ("iPhone : Apple recule. Il a parlé.", ["iPhone : Apple recule.", "Il a parlé."]),
+    ("est arrivé hier soir", []),                                     # the middle of a long sentence
+    ("« Non », dit-il.", ["« Non », dit-il."]),
+])
+def test_chunk_sentences_drop_a_partial_first_sentence(chunk, expected):
+    assert [sent for _, _, sent in chunk_sentences(chunk, 100)] == expected
+    assert all(chunk[s - 100:e - 100] == sent for s, e, sent in chunk_sentences(chunk, 100))
+
+
+def test_chunks_of_an_over_long_sentence_quote_no_partial_words():
+    # One glued-free sentence far over the budget: the chunker cuts it between words,
+    # and a 300-letter "word" between characters.
+    text = "Le " + " ".join(["président"] * 60) + " " + "x" * 300 + " est arrivé. Il a parlé."
+    article = Article(id="a", title="T", text=text)
+    for c in Chunker(quarter_chars, size=24, overlap=0).chunk(article):
+        for s, e, sent in chunk_sentences(c.text, c.start):
+            assert text[s:e] == sent
+            assert trim_to_words(text, s, e) == (s, e), f"partial word at an edge: {sent!r}"
 
 
 def budget(chunker: Chunker, title: str, count=words) -> int:
