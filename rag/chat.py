@@ -26,7 +26,7 @@ from rag.intent import classify, topic_of
 from rag.reader.candidates import build_candidates
 from rag.reader.features import is_question
 from rag.refusal import Decision, RefusalPolicy, missing_anchors
-from rag.retriever import Retriever, clean_query
+from rag.retriever import Retriever, clean_query, validate
 from rag.store import date_key
 from rag.types import Answer, Hit
 from rag.verify import CitationVerifier
@@ -68,7 +68,8 @@ class Assistant:
         self.config = config or AnswerConfig()
         self.embedder = retriever.index.embedder
         store = retriever.index.store
-        self.vectors = SentenceVectors(self.embedder, store, "title")
+        # The retriever's sentence vectors: what its sentence stage read, the reader reuses.
+        self.vectors = getattr(retriever, "sentences", None) or SentenceVectors(self.embedder, store, "title")
         self._reader = reader
         self.refusal = RefusalPolicy(self.config.refusal_threshold, self.config.refusal_threshold_cross)
         self.verifier = CitationVerifier(self.embedder, self.config.verify_threshold, self.config.verify_threshold_cross,
@@ -147,22 +148,27 @@ class Assistant:
         """
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        question = clean_query(question)
-        if k is not None and (not isinstance(k, int) or not 1 <= k <= 50):
-            raise InputError(f"k must be an integer from 1 to 50, got {k!r}")
+        question, k, filters = validate(question, self.config.k if k is None else k, filters)
         lang = detect_language(question)
         if self.retriever.index.store.counts()[1] == 0:
             raise InputError("the index has no articles yet: add some with `rag index add PATH` (or the Library tab)")
+        if not previous_questions(history) and followup.needs_referent(question, lang):
+            # "Quand l'a-t-il annoncé ?" with nothing before it: ask, rather than quote a stranger.
+            text = followup.clarify_message(lang)
+            timings.update(rewrite=_ms(t0), retrieve=0.0, read=0.0, answer=0.0, verify=0.0, total=_ms(t0))
+            yield text
+            yield Answer(question=question, text=text, refused=True, timings_ms=timings, standalone_question=question,
+                         language=lang, answerer=self.answerer_name,
+                         notice="The question refers to someone or something it does not name.")
+            return
         standalone = self.standalone(question, history)
         intent = classify(standalone)
         timings["rewrite"] = _ms(t0)
 
         t = time.perf_counter()
-        k = k or self.config.k
         query = topic_of(standalone) if intent.kind in ("articles", "summary") else standalone
         qvec = self.embedder.embed_query(query)
-        hits = self.retriever.retrieve(query, k=max(k, 20) if intent.kind == "articles" else k,
-                                       filters=filters, query_vector=qvec)
+        hits = self.retriever.search(query, max(k, 20) if intent.kind == "articles" else k, filters, query_vector=qvec)
         timings["retrieve"] = _ms(t)
 
         t = time.perf_counter()
@@ -320,7 +326,7 @@ class Assistant:
             text = " ".join(self._article_texts([aid]))
             if topic_terms and not cross:
                 have = set(terms(text))
-                if len(topic_terms & have) < max(1, math.ceil(0.75 * len(topic_terms))):
+                if len(topic_terms & have) < max(1, math.ceil(0.6 * len(topic_terms))):
                     continue
             if self._topic_decision(topic, ev, cross).refuse:
                 continue

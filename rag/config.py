@@ -143,15 +143,15 @@ class AnswerConfig:
     #: sentences quoted for a factual answer (a multi-part question gets one per part)
     max_quote_sentences: int = 1
     #: sentences of a summary (the lead, then the most central ones)
-    summary_sentences: int = 3
+    summary_sentences: int = 4
     #: articles listed for "which articles cover X"
     max_articles: int = 8
     max_sources: int = 5
     llm_timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.k <= 50:
-            raise ConfigError(f"k must be between 1 and 50, got {self.k}")
+        if not 1 <= self.k <= 100:  # the retriever's range (rag.retriever.MAX_K)
+            raise ConfigError(f"k must be between 1 and 100, got {self.k}")
         for name in ("refusal_threshold", "refusal_threshold_cross", "topic_threshold", "topic_threshold_cross",
                      "verify_threshold", "verify_threshold_cross"):
             v = getattr(self, name)

@@ -65,6 +65,15 @@ class SentenceVectors:
         self._capacity = capacity
         self._lock = threading.Lock()
 
+    def put(self, items: Sequence[tuple[tuple, np.ndarray]]) -> None:
+        """Remember vectors another stage already read (the retriever's sentence stage)."""
+        with self._lock:
+            for k, v in items:
+                self._cache[k] = v
+                self._cache.move_to_end(k)
+            while len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+
     def get(self, keys: Sequence[tuple], texts: Sequence[str]) -> np.ndarray:
         with self._lock:
             missing = [i for i, k in enumerate(keys) if k not in self._cache]

@@ -80,9 +80,16 @@ def topic_of(question: str) -> str:
     ("Quels articles parlent de la grève SNCF ?" -> "la grève SNCF")."""
     q = _ARTICLES.sub(" ", question)
     q = _SUMMARY.sub(" ", q)
-    lead = re.compile(r"^\W*(?:de|du|des|d['’]|sur|about|on|of|mentionn?e?n?t?|parlent|parle|cover|covers|mention|"
-                      r"the|l['’]article|article|l['’]|le|la|les|qui|that|which)(?:\b|(?<=['’]))\W*", re.IGNORECASE)
+    # The verb that follows "which articles" and its preposition: "parlent de", "report",
+    # "are about", "racontent", "quote"… (any one or two words before de/sur/about, or a known verb).
+    verb = re.compile(r"^\W*(?:(?:qui|that|which)\s+)?(?:(?:[\w'’-]+\s+){0,2}?(?:de|du|des|d['’]|sur|about|on|of)\b|"
+                      r"(?:mentionn?e?n?t?|mention|mentions|parlent|parle|cover|covers|covered|report|reports|quote|"
+                      r"quotes|discuss|describe|describes|racontent|raconte|évoquent|évoque|traitent|traite|couvrent|"
+                      r"couvre|citent|cite|relatent|relate)\b)", re.IGNORECASE)
+    q = verb.sub(" ", q.strip(), count=1)
+    lead = re.compile(r"^\W*(?:de|du|des|d['’]|sur|about|on|of|the|l['’]article|article|l['’]|le|la|les|a|an|"
+                      r"qui|that|which)(?:\b|(?<=['’]))\W*", re.IGNORECASE)
     while (stripped := lead.sub("", q.strip())) != q.strip():
         q = stripped
-    q = " ".join(q.replace("?", " ").split())
+    q = " ".join(q.replace("?", " ").split()).rstrip(" .!")
     return q or question

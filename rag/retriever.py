@@ -44,6 +44,26 @@ def clean_query(query: str, max_chars: int = MAX_QUERY_CHARS) -> str:
     return text
 
 
+MAX_K = 100
+
+
+def validate(query: str, k: int, filters: Filters | dict | None) -> tuple[str, int, Filters | None]:
+    """The question tidied (:func:`clean_query`), ``k`` checked (1 to :data:`MAX_K`) and the
+    filters coerced: what every public entry point checks, once.
+
+    Raises:
+        InputError: naming what is wrong.
+    """
+    text = clean_query(query)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    try:
+        flt = Filters.coerce(filters)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from exc
+    return text, k, flt
+
+
 class Retriever:
     """Finds the chunks of indexed articles closest to a question.
 
@@ -72,7 +92,11 @@ class Retriever:
         self.candidates = candidates
         self.sentence_weight = sentence_weight
         self.cross_lexical_weight = cross_lexical_weight
-        self._sentences = None
+        from rag.evidence import SentenceVectors
+
+        #: sentence vectors (title as context) read by the sentence stage, shared with the
+        #: answer stage so that it never reads or embeds the same sentences again
+        self.sentences = SentenceVectors(index.embedder, index.store, "title")
 
     @classmethod
     def load(cls, path: str | Path = "index", config: Config | None = None, **options) -> "Retriever":
@@ -95,13 +119,13 @@ class Retriever:
         Raises:
             InputError: for an empty or over-long question or a bad ``k``.
         """
-        text = clean_query(query)
-        if not isinstance(k, int) or not 1 <= k <= 100:
-            raise InputError(f"k must be an integer from 1 to 100, got {k!r}")
-        try:
-            flt = Filters.coerce(filters)
-        except (TypeError, ValueError) as exc:
-            raise InputError(str(exc)) from exc
+        text, k, flt = validate(query, k, filters)
+        return self.search(text, k, flt, query_vector=query_vector)
+
+    def search(self, text: str, k: int, filters: Filters | None = None, *, query_vector=None) -> list[Hit]:
+        """:meth:`retrieve` for arguments already checked by :func:`validate` (the assistant
+        validates once at its own entry point and calls this)."""
+        flt = filters
         allowed = None
         if flt is not None and not flt.empty:
             allowed = self.index.store.filtered_chunk_ids(flt)
@@ -194,24 +218,22 @@ class Retriever:
         q = np.asarray(vec, dtype=np.float32)
         best = np.array([cosines[c] for c in pool])  # a chunk without sentences keeps its own score
         present = [i for i, c in enumerate(pool) if c in rows]
-        stored = self.index.store.sentence_vectors_within(
-            [(rows[pool[i]].article_id, rows[pool[i]].start, rows[pool[i]].end) for i in present], "title")
+        spans = [(rows[pool[i]].article_id, rows[pool[i]].start, rows[pool[i]].end) for i in present]
+        stored = self.index.store.sentence_rows_within(spans, "title")
         todo = []
-        for i, vecs in zip(present, stored):
-            if vecs is None:
+        for i, (aid, _, _), found in zip(present, spans, stored):
+            if not found:
                 todo.append(i)
             else:
-                best[i] = float((vecs @ q).max())
+                best[i] = float((np.stack([v for _, _, v in found]) @ q).max())
+                self.sentences.put([((aid, st, en), v) for st, en, v in found])
         if todo:
             self._embed_sentences([rows[pool[i]] for i in todo], todo, q, best)
         return best
 
     def _embed_sentences(self, chunk_rows, positions: list[int], q: np.ndarray, best: np.ndarray) -> None:
         from rag.chunking import chunk_sentences, embedding_text
-        from rag.evidence import SentenceVectors
 
-        if self._sentences is None:
-            self._sentences = SentenceVectors(self.index.embedder, self.index.store, "title")
         keys, texts, owner = [], [], []
         for i, r in zip(positions, chunk_rows):
             for st, en, sent in chunk_sentences(r.text, r.start):
@@ -220,7 +242,7 @@ class Retriever:
                 owner.append(i)
         if not keys:
             return
-        sims = self._sentences.get(keys, texts) @ q
+        sims = self.sentences.get(keys, texts) @ q
         seen = set()
         for i, sim in zip(owner, sims):
             best[i] = sim if i not in seen else max(best[i], sim)

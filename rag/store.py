@@ -325,6 +325,15 @@ class Store:
     def sentence_vectors_within(self, spans: Sequence[tuple[str, int, int]], kind: str) -> list[np.ndarray | None]:
         """Per ``(article id, start, end)`` span, the stored vectors of the sentences inside it
         (one row each), or None when it has none stored."""
+        out: list[np.ndarray | None] = []
+        for rows in self.sentence_rows_within(spans, kind):
+            out.append(np.stack([v for _, _, v in rows]) if rows else None)
+        return out
+
+    def sentence_rows_within(self, spans: Sequence[tuple[str, int, int]], kind: str
+                             ) -> list[list[tuple[int, int, np.ndarray]]]:
+        """Per ``(article id, start, end)`` span, its stored sentences as ``(start, end, vector)``
+        in article order (empty when none is stored)."""
         if not spans:
             return []
         by_article: dict[str, list[tuple[int, int, bytes]]] = {}
@@ -334,14 +343,11 @@ class Store:
                 part = articles[i : i + 500]
                 for a, st, en, blob in self._db.execute(
                     f"SELECT article_id, start, end, vector FROM sentence_vectors WHERE kind = ? "
-                    f"AND article_id IN ({','.join('?' * len(part))})", [kind, *part],
+                    f"AND article_id IN ({','.join('?' * len(part))}) ORDER BY article_id, start", [kind, *part],
                 ):
                     by_article.setdefault(a, []).append((st, en, blob))
-        out: list[np.ndarray | None] = []
-        for a, s, e in spans:
-            blobs = [b for st, en, b in by_article.get(a, ()) if st >= s and en <= e]
-            out.append(np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) if blobs else None)
-        return out
+        return [[(st, en, np.frombuffer(b, dtype=np.float32)) for st, en, b in by_article.get(a, ()) if st >= s and en <= e]
+                for a, s, e in spans]
 
     def save_sentence_vectors(self, items: Sequence[tuple[tuple[str, int, int], np.ndarray]], kind: str) -> None:
         """Add to the sentence cache. Best effort: a busy database only costs a recomputation later."""

@@ -292,7 +292,8 @@ def test_cli_gold_set_with_answers(tmp_path, gold_files, capsys):
     assert res["n"] == 2 and res["metrics"]["R@1"] == 1.0
     a = res["answers"]
     assert a["n"] == 4 and a["refusal_meaningful"] and "accuracy" in res["ci"]
-    assert set(a["latency_ms"]) == {"rewrite", "retrieve", "answer", "verify", "total"}
+    assert set(a["latency_ms"]) == {"rewrite", "retrieve", "read", "answer", "verify", "total"}
+    assert {"citation_precision", "answerable_refused", "by_kind", "median_chars", "reliability"} <= set(a)
     assert "answers" in capsys.readouterr().out
 
 

@@ -134,17 +134,20 @@ class AnswerReader:
         if not candidates:
             return np.zeros(0, dtype=np.float32)
         x = featurize(question, q_lang, candidates, cross_lingual)
+        # A sentence that is itself a question never answers one (its successor may).
+        asks = x[:, FEATURES.index("is_question")] > 0
         if self.cross is None or self.combine is None:
-            return self.features.probabilities(x)
+            return np.where(asks, 0.0, self.features.probabilities(x)).astype(np.float32)
         from rag.reader.cross import pair
 
-        f = self.features.logits(x)
-        order = np.argsort(-f, kind="stable")[: self.top]
+        f = np.where(asks, -1e9, self.features.logits(x))
+        order = [i for i in np.argsort(-f, kind="stable")[: self.top] if not asks[i]]
+        if not order:
+            return np.zeros(len(candidates), dtype=np.float32)
         c = self.cross.logits([pair(question, candidates[i].hit.title, candidates[i].text) for i in order])
         a, b, k = self.combine
         p = 1.0 / (1.0 + np.exp(-np.clip(a * c + b * f[order] + k, -30, 30)))
-        out = self.features.probabilities(x) * 0.5
-        floor = float(p.min())
-        out = np.minimum(out, floor * 0.999)  # the cross-read candidates stay first
+        out = np.where(asks, 0.0, self.features.probabilities(x) * 0.5)
+        out = np.minimum(out, float(p.min()) * 0.999)  # the cross-read candidates stay first
         out[order] = p
         return out.astype(np.float32)

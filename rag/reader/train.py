@@ -253,23 +253,27 @@ def cross_pairs(groups: Sequence[Group], feature_reader, questions: dict[str, st
 
 
 def train_cross(cross, items: Sequence[tuple[Group, list[int], list[tuple]]], *, epochs: int = 1, seed: int = 0,
-                batch: int = 16, lr: float = 4e-5, bar: Callable | None = None) -> None:
-    """Fine-tune ``cross``'s top layers and head on the pairs of ``items`` (pointwise log-loss)."""
+                per_batch: int = 4, lr: float = 1e-4, head_lr: float = 2e-3, bar: Callable | None = None) -> None:
+    """Fine-tune ``cross``'s top layers and head on the pairs of ``items``: a pointwise
+    log-loss plus a listwise term per question (its answer sentence above its other
+    candidates), with ``per_batch`` questions a step."""
     import torch
 
     torch.manual_seed(seed)
-    rows = [(p, float(g.y[i] > 0)) for g, idx, pairs in items for i, p in zip(idx, pairs)]
     rng = random.Random(seed)
-    rng.shuffle(rows)
-    # Batches of similar length waste less on padding; their order is shuffled.
-    rows.sort(key=lambda r: len(r[0][0]) + len(r[0][1]))
-    batches = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+    items = list(items)
+    # Questions of similar length share a batch (less padding); the batch order is shuffled.
+    items.sort(key=lambda it: sum(len(a) + len(b) for a, b in it[2]) / max(1, len(it[2])))
+    batches = [items[i : i + per_batch] for i in range(0, len(items), per_batch)]
     b = bar("cross-encoder: bottom layers", len(batches)) if bar else None
     cached = []
-    for rb in batches:
-        enc = cross.encode([p for p, _ in rb])
+    for chunk in batches:
+        pairs = [p for _, _, ps in chunk for p in ps]
+        y = [float(g.y[i] > 0) for g, idx, _ in chunk for i in idx]
+        sizes = [len(idx) for _, idx, _ in chunk]
+        enc = cross.encode(pairs)
         h, mask = cross.bottom(enc)
-        cached.append((h, mask, enc["attention_mask"], torch.tensor([y for _, y in rb])))
+        cached.append((h, mask, enc["attention_mask"], torch.tensor(y), sizes))
         if b:
             b.update(1)
     if b:
@@ -277,7 +281,7 @@ def train_cross(cross, items: Sequence[tuple[Group, list[int], list[tuple]]], *,
     cross.top.train()
     cross.head.train()
     opt = torch.optim.AdamW([{"params": cross.top.parameters(), "lr": lr},
-                             {"params": cross.head.parameters(), "lr": 1e-3}], weight_decay=0.01)
+                             {"params": cross.head.parameters(), "lr": head_lr}], weight_decay=0.01)
     steps = epochs * len(cached)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * steps)) * max(0.0, 1 - s / steps))
     for epoch in range(epochs):
@@ -286,14 +290,22 @@ def train_cross(cross, items: Sequence[tuple[Group, list[int], list[tuple]]], *,
         b = bar(f"cross-encoder: epoch {epoch + 1}", len(order)) if bar else None
         total = 0.0
         for n, j in enumerate(order, 1):
-            h, mask, am, y = cached[j]
+            h, mask, am, y, sizes = cached[j]
             logits = cross.upper(h, mask, am)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+            lists = []
+            for lg, yy in zip(torch.split(logits, sizes), torch.split(y, sizes)):
+                if yy.sum() > 0:
+                    lists.append(-(torch.log_softmax(lg, 0) * (yy / yy.sum())).sum())
+            if lists:
+                loss = loss + torch.stack(lists).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += float(loss.detach())
+            if n % 100 == 0:
+                log.info("cross-encoder step %d: mean loss %.4f", n, total / n)
             if b:
                 b.update(1)
         if b:
@@ -381,7 +393,7 @@ def refusal_table(items, probs) -> dict:
 
 def train_command(piaf: Path, xquad: Sequence[Path], work: Path, out_dir: Path, *, seed: int = 0,
                   dev_share: float = 0.2, calib_share: float = 0.15, negatives: int = 3, top: int = 5,
-                  epochs: int = 1, lr: float = 4e-5, top_layers: int = 4, xquad_sample: int = 800,
+                  epochs: int = 3, lr: float = 1e-4, top_layers: int = 6, xquad_sample: int = 800,
                   bar: Callable | None = None) -> dict:
     """The whole recipe (see the module docstring and ``MODEL_CARD.md``): gather, train the
     feature reader and the cross-encoder on PIAF train, calibrate on a held-out slice of the
