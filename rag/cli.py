@@ -179,7 +179,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    print(textwrap.fill(answer.text, 100))
+    print("\n".join(textwrap.fill(line, 100) for line in answer.text.splitlines()))
     if answer.notice:
         print(f"\n({answer.notice})")
     if answer.refused:

@@ -235,3 +235,31 @@ def test_a_french_question_with_articles_is_not_taken_for_a_follow_up(assistant)
     q = "Combien de TGV ont été annulés pendant la grève SNCF ?"
     a = assistant.ask(q, history=[("Où la tempête Ciara a-t-elle frappé ?", "")])
     assert a.standalone_question == q
+
+
+class _FakeCross:
+    """Stands in for the cross-encoder: a fixed logit per sentence text."""
+
+    def __init__(self, logits: dict[str, float]):
+        self.table = logits
+        self.seen: list[str] = []
+
+    def logits(self, pairs):
+        self.seen += [b for _, b in pairs]
+        return np.array([self.table[b.split("\n", 1)[-1]] for _, b in pairs], dtype=np.float32)
+
+
+def test_the_cross_encoder_reads_only_the_feature_scorers_first_candidates_and_decides_their_order():
+    sentences = [f"La phrase numéro {i} parle de la grève des cheminots." for i in range(8)]
+    sentences[3] = "Faut-il s'en inquiéter ?"
+    cs = cands(sentences, dense=[0.80 + 0.01 * i for i in range(8)])
+    fake = _FakeCross({s: (5.0 if i == 2 else -1.0) for i, s in enumerate(sentences)})
+    reader = AnswerReader(default_reader(), fake, combine=(1.0, 0.0, 0.0), top=3)
+    p = reader.score("Quand la grève a-t-elle commencé ?", "fr", cs, False)
+    assert len(fake.seen) == 3 and not any("inquiéter" in s for s in fake.seen)
+    read = [i for i, s in enumerate(sentences) if any(s in x for x in fake.seen)]
+    assert p[3] == 0  # a question never answers
+    if 2 in read:
+        assert int(np.argmax(p)) == 2
+    unread = [i for i in range(8) if i not in read and i != 3]
+    assert max(p[unread]) < min(p[read])

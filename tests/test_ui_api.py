@@ -140,6 +140,9 @@ def test_rendering_escapes_article_text_and_marks_the_quote():
     related = ui.render_sources(refused, {"a1": art}.get, show_timings=False)
     assert "rag-related" in related and "&lt;i&gt;x&lt;/i&gt;" in related and "<mark>" not in related
     assert "rag-timings" not in related
+    rewritten = Answer(question="Et quand <b>?", text="« x » [1]", standalone_question="Et quand <b>? (coalition)")
+    shown = ui.render_answer(rewritten)
+    assert "Searched for: Et quand &lt;b&gt;? (coalition)" in shown and "<b>" not in shown
 
 
 def test_importing_rag_ui_does_not_import_gradio():

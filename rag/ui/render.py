@@ -28,11 +28,15 @@ def render_question(question: str) -> str:
 
 
 def render_answer(answer: Answer) -> str:
-    """The answer bubble: the text with its [n] markers; a refusal carries a visible label."""
+    """The answer bubble: the text with its [n] markers; a refusal carries a visible label; a
+    follow-up that was rewritten says what was searched."""
+    searched = ""
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        searched = f"<div class='rag-searched'>Searched for: {esc(answer.standalone_question)}</div>"
     if answer.refused:
-        return (f"<div class='rag-refused'><span class='rag-badge'>Not in the articles</span> "
+        return (f"{searched}<div class='rag-refused'><span class='rag-badge'>Not in the articles</span> "
                 f"{esc(answer.text)}</div>")
-    return esc(answer.text)
+    return searched + esc(answer.text)
 
 
 def render_error(message: str) -> str:
