@@ -43,27 +43,34 @@ def _split_pages(pages: list[str], holdout: float, seed: int) -> set[str]:
 
 
 def load_squad(path: str | Path, *, sample: int | None = None, seed: int = 0, holdout: float = 0.0,
-               name: str | None = None) -> Dataset:
+               name: str | None = None, near_miss: bool = False) -> Dataset:
     """A SQuAD v1 file as a corpus of passages and a gold set.
 
     Args:
         sample: keep this many questions (drawn with ``seed``) — the corpus keeps every passage.
         holdout: share of pages whose passages are removed from the corpus; their
             sampled questions become unanswerable.
+        near_miss: with ``holdout``, remove that share of *passages* instead of pages: the
+            rest of each page stays, so its questions' topic is covered and only the
+            answer-bearing passage is missing (a near miss, as on news).
     """
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))["data"]
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"not a SQuAD-format file: {exc}", path=str(path)) from exc
-    held = _split_pages([d.get("title", str(i)) for i, d in enumerate(data)], holdout, seed)
+    if near_miss:
+        held = _split_pages([f"{d.get('title', str(i))}\x00{j}" for i, d in enumerate(data)
+                             for j in range(len(d.get("paragraphs", [])))], holdout, seed)
+    else:
+        held = _split_pages([d.get("title", str(i)) for i, d in enumerate(data)], holdout, seed)
     articles, items = [], []
     for i, doc in enumerate(data):
         title = normalize_text(doc.get("title", f"page {i}")).replace("_", " ")
-        page = doc.get("title", str(i))
         for j, para in enumerate(doc.get("paragraphs", [])):
+            page = f"{doc.get('title', str(i))}\x00{j}" if near_miss else doc.get("title", str(i))
             ctx = normalize_text(para["context"])
-            pid = f"p{i}-{j}-{_pid(page, str(j))}"
+            pid = f"p{i}-{j}-{_pid(doc.get('title', str(i)), str(j))}"
             if page not in held:
                 articles.append(Article(id=pid, title=title, text=ctx, source=name or path.stem))
             for qa in para.get("qas", []):

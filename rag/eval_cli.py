@@ -60,6 +60,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     cal.add_argument("--sample", type=int, default=150, help="questions per SQuAD/XQuAD set (default 150)")
     cal.add_argument("--seed", type=int, default=0)
     cal.add_argument("--holdout", type=float, default=0.5, help="share of SQuAD/XQuAD pages left out (default 0.5)")
+    cal.add_argument("--near-miss", action="store_true",
+                     help="SQuAD: --holdout leaves out passages, not pages (the rest of each page stays: near misses)")
     cal.add_argument("--retrieval", choices=_OUR, metavar="CONFIG",
                      help="retriever the assistant uses: dense, bm25, hybrid, hybrid+rerank "
                           "(default: the app's, from the index settings)")
@@ -90,6 +92,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit", type=int, default=5000, help="news: first N usable articles (default 5000)")
     g.add_argument("--holdout", type=float, default=0.0,
                    help="SQuAD/XQuAD: share of pages left out, their questions unanswerable (default 0)")
+    g.add_argument("--near-miss", action="store_true",
+                   help="SQuAD: --holdout leaves out passages, not pages (the rest of each page stays: near misses)")
     _build_options(p)
 
 
@@ -124,8 +128,9 @@ def load_dataset(args: argparse.Namespace):
     try:
         if kind == "squad":
             ds = datasets.load_squad(_existing(args.squad, "SQuAD file"), sample=args.sample, seed=args.seed,
-                                     holdout=args.holdout)
+                                     holdout=args.holdout, near_miss=args.near_miss)
             meta["holdout"] = args.holdout
+            meta["near_miss"] = args.near_miss
         elif kind == "xquad":
             ds = datasets.load_xquad(_existing(args.xquad, "XQuAD file"), sample=args.sample, seed=args.seed,
                                      holdout=args.holdout)
@@ -241,7 +246,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     sets = []
     try:
         sets += [datasets.load_squad(_existing(p, "SQuAD file"), sample=args.sample, seed=args.seed,
-                                     holdout=args.holdout) for p in args.squad]
+                                     holdout=args.holdout, near_miss=args.near_miss) for p in args.squad]
         sets += [datasets.load_xquad(_existing(p, "XQuAD file"), sample=args.sample, seed=args.seed,
                                      holdout=args.holdout) for p in args.xquad]
     except (KeyError, TypeError) as exc:

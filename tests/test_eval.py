@@ -365,3 +365,19 @@ def test_piaf_smoke_with_the_default_model(tmp_path, model_cache):
     for fused in ("hybrid", "hybrid+rerank"):
         if fused in r5 and "dense" in r5:
             assert r5[fused] >= r5["dense"], r5
+
+
+def test_near_miss_holdout_leaves_out_passages_and_keeps_their_pages(squad_file):
+    from rag.datasets import load_squad
+
+    whole = load_squad(squad_file)
+    near = load_squad(squad_file, holdout=0.5, near_miss=True)
+    pages = load_squad(squad_file, holdout=0.5)
+    gone = {a.id for a in whole.articles} - {a.id for a in near.articles}
+    assert gone and len(near.articles) < len(whole.articles)
+    # Every question whose passage is gone is unanswerable, the others are not.
+    assert all(it.unanswerable == (it.relevant[0] in gone) for it in near.items)
+    # Unlike the page holdout, a page keeps its other passages: the topic stays covered.
+    titles_left = {a.title for a in near.articles}
+    assert any(a.title in titles_left for a in whole.articles if a.id in gone) or len(whole.articles) == len(gone)
+    assert {a.title for a in pages.articles} < {a.title for a in whole.articles}
