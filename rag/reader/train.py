@@ -372,9 +372,10 @@ def summarize(items, probs) -> dict:
             "answer_in_cross_read": round(float(np.mean([g.y[idx].max() > 0 for g, idx, _ in full])), 4)}
 
 
-def refusal_table(items, probs) -> dict:
+def refusal_table(items, probs, threshold: float | None = None) -> dict:
     """How well the best probability separates answerable questions (passage kept, best
-    sentence right) from near misses (passage left out, best sentence wrong)."""
+    sentence right) from near misses (passage left out, best sentence wrong): at the best
+    threshold for these items, or at a given (calibrated) one."""
     from rag.evaluation import best_threshold
 
     pos, neg = [], []
@@ -386,9 +387,14 @@ def refusal_table(items, probs) -> dict:
             neg.append(float(p[i]))
     if not pos or not neg:
         return {}
+    if threshold is not None:
+        kept = sum(p >= threshold for p in pos) / len(pos)
+        refused = sum(p < threshold for p in neg) / len(neg)
+        return {"threshold": threshold, "answerable": len(pos), "near_misses": len(neg),
+                "answerable_kept": round(kept, 4), "unanswerable_refused": round(refused, 4)}
     t, table = best_threshold(pos, neg)
     row = next(r for r in table if r["threshold"] == t)
-    return {"threshold": t, "answerable": len(pos), "near_misses": len(neg), **row}
+    return {"answerable": len(pos), "near_misses": len(neg), **row}
 
 
 def train_command(piaf: Path, xquad: Sequence[Path], work: Path, out_dir: Path, *, seed: int = 0,
@@ -458,7 +464,7 @@ def train_command(piaf: Path, xquad: Sequence[Path], work: Path, out_dir: Path, 
         probs = combined(its, sc, features, combine)
         metrics[name] = summarize(its, probs)
         if name == "piaf-dev":
-            metrics[name]["refusal_at_calibrated_threshold"] = refusal_table(its, probs)
+            metrics[name]["refusal_at_calibrated_threshold"] = refusal_table(its, probs, refusal.get("threshold"))
             metrics[name]["reliability"] = _reliability(its, probs)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"trained_on": f"PIAF v1.0 train pages ({len({g.qid for g in fit_on})} questions); combination and "
