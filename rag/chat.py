@@ -181,9 +181,7 @@ class Assistant:
         elif intent.kind == "multi" and self.generative is None:
             draft, decision = self._multi(standalone, intent.parts, lang, hits, qvec, cross)
         else:
-            best = next((ev for ev in evidence if not is_question(ev.text)), None)
-            decision = self._decide(standalone, best, cross)
-            draft = self.extractive.quote([best], lang) if best is not None and self.generative is None else None
+            draft, decision = self._fact(standalone, lang, evidence, cross)
         timings["read"] = _ms(t)
         base.update(confidence=decision.confidence, evidence_score=decision.confidence)
         if decision.refuse:
@@ -244,16 +242,36 @@ class Assistant:
     # -- stages ---------------------------------------------------------------------------
 
     def _read(self, question: str, lang: str, hits: Sequence[Hit], qvec) -> tuple[list[Evidence], bool]:
-        """Every sentence of ``hits`` scored by the reader, best first; and whether the
-        question is in another language than the passages."""
+        """Every sentence of ``hits`` with the reader's probability that it answers, in the
+        reader's order (best first); and whether the question is in another language than
+        the passages."""
         cands = build_candidates(hits, qvec, self.vectors, lang=lang)
         if not cands:
             return [], False
         cross = detect_language(" ".join(c.text for c in cands[:3])) != lang
-        probs = self.reader.score(question, lang, cands, cross)
-        evidence = [Evidence(c.hit, c.start, c.end, c.text, float(p), c.dense, 0.0) for c, p in zip(cands, probs)]
-        evidence.sort(key=lambda ev: ev.score, reverse=True)
-        return evidence, cross
+        reader = self.reader
+        if hasattr(reader, "read"):
+            probs, order = reader.read(question, lang, cands, cross)
+        else:
+            probs = order = reader.score(question, lang, cands, cross)
+        ranked = sorted(range(len(cands)), key=lambda i: -order[i])
+        return [Evidence(cands[i].hit, cands[i].start, cands[i].end, cands[i].text, float(probs[i]), cands[i].dense, 0.0)
+                for i in ranked], cross
+
+    def _fact(self, question: str, lang: str, evidence: Sequence[Evidence], cross: bool):
+        """The best sentence; a second one (the next best) only when the reader is unsure of the first."""
+        usable = [ev for ev in evidence if not is_question(ev.text)]
+        best = usable[0] if usable else None
+        decision = self._decide(question, best, cross)
+        if best is None or decision.refuse or self.generative is not None:
+            return None, decision
+        chosen = [best]
+        unsure = self.config.second_quote_below_cross if cross else self.config.second_quote_below
+        if best.score < unsure:
+            more = [ev for ev in usable[1:] if not (ev.hit.article_id == best.hit.article_id
+                                                    and ev.start < best.end and best.start < ev.end)]
+            chosen += more[:1]
+        return self.extractive.quote(chosen, lang), decision
 
     def _article_texts(self, article_ids) -> list[str]:
         store = self.retriever.index.store

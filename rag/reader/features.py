@@ -57,7 +57,8 @@ _MONTHS = (r"janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|sep
            r"enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre|"
            r"januar|februar|märz|juni|juli|oktober|dezember")
 _DATE = re.compile(
-    rf"\b(\d{{1,2}}(er)?\s+({_MONTHS})|({_MONTHS})(\s+\d{{4}}|\s+\d{{1,2}}\b)|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}|"
+    rf"\b(\d{{1,2}}(er)?\s+({_MONTHS})|({_MONTHS})(\s+\d{{4}}|\s+\d{{1,2}}\b|\s+(dernier|prochain|last|next)\b)|"
+    rf"(en|depuis|début|fin|mi-|courant|in|since|early|late)\s+({_MONTHS})\b|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}|"
     r"lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
     r"hier|aujourd'hui|demain|la veille|le lendemain|yesterday|today|tomorrow|"
     r"\d{1,2}\s*h\s*\d{0,2}|\d{1,2}:\d{2}|(siècle|century|décennie|années)\b)", re.IGNORECASE)

@@ -129,6 +129,29 @@ class AnswerReader:
         meta = load_meta() if cross is not None else {}
         return cls(default_reader(), cross, meta.get("combine"), int(meta.get("top", 5)))
 
+    #: weight of the reader's logit next to the cosine score when ordering sentences (see :meth:`read`)
+    RANK_WEIGHT = 0.015
+
+    def read(self, question: str, q_lang: str, candidates: Sequence[Candidate], cross_lingual: bool
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, order)``: P(answers) per candidate, and the score to order them by.
+
+        The order is the previous answer stage's cosine score (0.75 sentence + 0.25 chunk
+        cosine + 0.15 lexical overlap) plus a small weight of the reader's logit. Measured
+        on PIAF dev and XQuAD (README), the reader alone beats that cosine score on French
+        questions but not across languages; together they beat both on the news gold set.
+        """
+        p = self.score(question, q_lang, candidates, cross_lingual)
+        if not len(p):
+            return p, p
+        x = featurize(question, q_lang, candidates, cross_lingual)
+        base = (0.75 * x[:, FEATURES.index("dense")] + 0.25 * x[:, FEATURES.index("chunk")]
+                + 0.15 * x[:, FEATURES.index("lex_title")])
+        q = np.clip(p, 1e-6, 1 - 1e-6)
+        order = base + self.RANK_WEIGHT * np.log(q / (1 - q))
+        order = np.where(p <= 0, -np.inf, order)  # questions never answer
+        return p, order
+
     def score(self, question: str, q_lang: str, candidates: Sequence[Candidate], cross_lingual: bool) -> np.ndarray:
         """P(answers) for each candidate; the ``top`` read by the cross-encoder rank above the rest."""
         if not candidates:
