@@ -27,6 +27,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=2, help="passes over the questions (default 2)")
     ap.add_argument("--no-cross", action="store_true", help="the feature reader alone (no cross-encoder)")
+    ap.add_argument("--index", type=Path, help="an index of eval/gold/news_articles.jsonl to reuse "
+                                               "(default: built once under bench/.cache)")
     args = ap.parse_args()
 
     import rag
@@ -34,7 +36,7 @@ def main() -> None:
     from rag.config import Config
     from rag.reader.model import AnswerReader, default_reader
 
-    path = CACHE_DIR / "news-gold-index"
+    path = args.index or CACHE_DIR / "news-gold-index"
     cfg = Config(index_dir=path)
     index = rag.Index.open_or_create(path, cfg)
     t = time.perf_counter()
