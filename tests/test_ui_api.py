@@ -337,3 +337,34 @@ def test_login_from_rag_auth(e5_index, model_cache, tmp_path):
         assert not r["refused"]
     finally:
         srv.stop()
+
+
+def test_login_is_throttled_and_locks_a_name_out_after_repeated_failures():
+    from rag.ui.backend import LoginGuard
+
+    now = [0.0]
+    slept = []
+    guard = LoginGuard("editor", "s3cret", max_failures=3, window=60, lockout=120,
+                       clock=lambda: now[0], sleep=slept.append)
+    assert guard("editor", "s3cret")
+    assert not guard("editor", "wrong") and not guard("editor", "nope")
+    assert slept == [0.25, 0.5]  # each failure waits longer
+    assert not guard("editor", "again")  # third failure within the window: locked
+    assert not guard("editor", "s3cret")  # even the right password, while locked
+    now[0] += 121
+    assert guard("editor", "s3cret")
+    assert not guard("someone", "s3cret")
+
+
+def test_the_app_refuses_an_article_too_long_for_one_call_and_says_what_to_run(tmp_path, hash_config):
+    from rag.ui.backend import Backend
+
+    backend = Backend(rag.Index.create(hash_config.index_dir, hash_config), max_article_chars=1_000)
+    with pytest.raises(rag.InputError, match="rag index add"):
+        backend.add_text("Long", "Une phrase assez longue pour compter. " * 100)
+    big = tmp_path / "big.txt"
+    big.write_text("Titre\n" + "Une phrase assez longue pour compter. " * 100, encoding="utf-8")
+    with pytest.raises(rag.InputError, match="up to 1,000"):
+        backend.add_uploads([big])
+    assert backend.counts() == (0, 0)
+    assert not list((hash_config.index_dir / "uploads").glob("*"))

@@ -43,6 +43,9 @@ class UIConfig:
     concurrency: int = 2
     auth: tuple[str, str] | None = field(default=None, repr=False)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
+    #: longest article the app indexes in one call: embedding holds every other write of the
+    #: app meanwhile (about 15 s at this size); longer ones go through `rag index add`
+    max_article_chars: int = 200_000
     answer: AnswerConfig = field(default_factory=AnswerConfig)
 
     def __post_init__(self) -> None:
@@ -71,6 +74,52 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user.strip(), password
 
 
+class LoginGuard:
+    """The app's login check (``RAG_AUTH``), throttled: each failed attempt for a name waits a
+    little longer (up to ``max_delay`` seconds), and ``max_failures`` failures within ``window``
+    seconds lock that name out for ``lockout`` seconds, right password or not. Passwords are
+    compared in constant time. Gradio calls it with (username, password).
+    """
+
+    def __init__(self, user: str, password: str, *, max_failures: int = 5, window: float = 300.0,
+                 lockout: float = 300.0, max_delay: float = 2.0, clock=None, sleep=None):
+        import time
+
+        self._user, self._password = user, password
+        self.max_failures, self.window, self.lockout, self.max_delay = max_failures, window, lockout, max_delay
+        self._clock = clock or time.monotonic
+        self._sleep = sleep or time.sleep
+        self._failures: dict[str, list[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, username: str, password: str) -> bool:
+        import hmac
+
+        name = str(username or "")[:200]
+        now = self._clock()
+        with self._lock:
+            if self._locked_until.get(name, 0.0) > now:
+                log.warning("login refused for %r: locked after too many failed attempts", name)
+                return False
+        ok = hmac.compare_digest(name.encode(), self._user.encode()) & hmac.compare_digest(
+            str(password or "").encode(), self._password.encode())
+        if ok:
+            with self._lock:
+                self._failures.pop(name, None)
+            return True
+        with self._lock:
+            recent = [t for t in self._failures.get(name, []) if now - t < self.window] + [now]
+            self._failures[name] = recent
+            if len(self._failures) > 10_000:  # names are attacker-chosen: keep memory bounded
+                self._failures.pop(next(iter(self._failures)))
+            if len(recent) >= self.max_failures:
+                self._locked_until[name] = now + self.lockout
+                log.warning("login for %r locked for %.0f s after %d failed attempts", name, self.lockout, len(recent))
+        self._sleep(min(self.max_delay, 0.25 * len(recent)))
+        return False
+
+
 # -- the work ------------------------------------------------------------------
 
 
@@ -83,7 +132,7 @@ class Backend:
     """
 
     def __init__(self, index, llm=None, answer_config: AnswerConfig | None = None,
-                 max_upload_bytes: int = MAX_UPLOAD_BYTES):
+                 max_upload_bytes: int = MAX_UPLOAD_BYTES, max_article_chars: int = 200_000):
         from rag.chat import Assistant
         from rag.retriever import Retriever
 
@@ -97,6 +146,7 @@ class Backend:
             self.llm_name = self._base["llm"].answerer_name
         self.default_k = config.k
         self.max_upload_bytes = max_upload_bytes
+        self.max_article_chars = max_article_chars
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
 
@@ -114,7 +164,8 @@ class Backend:
             from rag.llm import parse_llm_spec
 
             llm = parse_llm_spec(config.llm, timeout=config.answer.llm_timeout)
-        return cls(Index.open(config.index_dir), llm, config.answer, config.max_upload_bytes)
+        return cls(Index.open(config.index_dir), llm, config.answer, config.max_upload_bytes,
+                   config.max_article_chars)
 
     def warm_up(self) -> None:
         """Load the embedder and run it once, so the first question is as fast as the next."""
@@ -192,11 +243,21 @@ class Backend:
         article = article_from_text(title, text, date=_blank_to_none(date, "date"),
                                     source=_blank_to_none(source, "source"), url=_blank_to_none(url, "url"),
                                     origin="web UI (pasted)")
+        self._check_size([article])
         with self._write_lock:
             report = self.index.add([article])
         log.info("pasted article %s (%s): %d chunks", article.id, "new" if report.added else "known",
                  report.chunks_added)
         return article, report
+
+    def _check_size(self, articles: Sequence[Article]) -> None:
+        limit = self.max_article_chars
+        big = [a for a in articles if len(a.text) > limit]
+        if big:
+            raise InputError(
+                f"nothing was added: «{big[0].title[:80]}» is {len(big[0].text):,} characters long; the app takes "
+                f"articles of up to {limit:,} (embedding a longer one would hold every other change meanwhile). "
+                f"Add it with `rag index add FILE --index {self.index.path}`: the app sees it at once.")
 
     def add_uploads(self, files: Sequence[str | Path], *, names: Sequence[str] | None = None,
                     progress: Callable[[int, int, str], None] | None = None) -> AddReport:
@@ -244,6 +305,7 @@ class Backend:
                     raise InputError("nothing was added: " + "; ".join(problems.summary(MAX_SHOWN_PROBLEMS)))
                 if not articles:
                     raise InputError("nothing was added: the files hold no articles")
+                self._check_size(articles)
                 total = len(articles)
                 if progress:
                     progress(0, total, "")

@@ -68,7 +68,9 @@ def report_to_dict(report: AddReport, article: Article | None = None) -> dict:
 
 def launch_kwargs(config: UIConfig) -> dict:
     """Arguments for ``Blocks.launch`` (bind address, login, upload cap, style)."""
-    return dict(server_name=config.host, server_port=config.port, auth=config.auth,
+    from rag.ui.backend import LoginGuard
+
+    return dict(server_name=config.host, server_port=config.port, auth=LoginGuard(*config.auth) if config.auth else None,
                 auth_message="Log in to ask the news articles." if config.auth else None,
                 max_file_size=config.max_upload_bytes, css=_css(), theme=_theme(), footer_links=["api"])
 
