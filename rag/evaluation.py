@@ -101,8 +101,12 @@ def token_f1(text: str, answers: Iterable[str]) -> float:
     return best
 
 
-def complete(text: str, item: GoldItem) -> bool:
-    """Whether ``text`` holds the answer: every part of ``all_of`` when given, else an accepted answer."""
+def complete(text: str, item: GoldItem, cited: Iterable[str] | None = None) -> bool:
+    """Whether ``text`` holds the answer: every part of ``all_of`` when given, else an accepted
+    answer. A "which articles" item is answered by the articles themselves: with ``cited``
+    (the article ids the answer cites), every relevant article must be among them."""
+    if item.kind == "articles" and item.relevant and cited is not None:
+        return set(item.relevant) <= set(cited)
     if item.all_of:
         return all(contains_answer(text, group) for group in item.all_of)
     return contains_answer(text, item.answers)
@@ -188,7 +192,7 @@ def score_answers(items: Sequence[GoldItem], answers: Sequence[Answer]) -> Answe
         else:
             rep.answerable += 1
             refused_answerable += ans.refused
-            ok = not ans.refused and complete(ans.text, item)
+            ok = not ans.refused and complete(ans.text, item, [c.article_id for c in ans.citations])
             k["complete"] += ok
             correct += ok
             em += (not ans.refused) and exact_match(quoted, item.answers)
@@ -198,7 +202,8 @@ def score_answers(items: Sequence[GoldItem], answers: Sequence[Answer]) -> Answe
                 cok = citation_correct(ans, item)
                 cited_ok += cok
                 row["citation_correct"] = cok
-                good = [supports(c.quote, item) for c in ans.citations]
+                good = [supports(c.quote, item) or (kind == "articles" and c.article_id in item.relevant)
+                        for c in ans.citations]
                 cites += len(good)
                 cites_ok += sum(good)
                 row["citations_supporting"] = f"{sum(good)}/{len(good)}"

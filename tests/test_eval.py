@@ -381,3 +381,14 @@ def test_near_miss_holdout_leaves_out_passages_and_keeps_their_pages(squad_file)
     titles_left = {a.title for a in near.articles}
     assert any(a.title in titles_left for a in whole.articles if a.id in gone) or len(whole.articles) == len(gone)
     assert {a.title for a in pages.articles} < {a.title for a in whole.articles}
+
+
+def test_a_which_articles_item_is_complete_when_every_relevant_article_is_cited():
+    from rag.evaluation import GoldItem, complete
+
+    item = GoldItem(id="a", question="Quels articles parlent de la grève ?", kind="articles",
+                    relevant=("g1", "g2"), all_of=(("phrase de g1",), ("phrase de g2",)))
+    assert complete("…", item, ["g2", "x", "g1"])
+    assert not complete("…", item, ["g1", "x"])
+    # Without the cited ids, the phrases decide.
+    assert complete("phrase de g1 ; phrase de g2", item) and not complete("phrase de g1", item)
