@@ -33,14 +33,11 @@ class _CosineOnly:
         self._reader = reader
 
     def read(self, question, lang, cands, cross):
-        p, _ = self._reader.read(question, lang, cands, cross)
-        from rag.reader.features import FEATURES, featurize
+        from rag.reader.features import cosine_score, featurize
         import numpy as np
 
-        x = featurize(question, lang, cands, cross)
-        base = 0.75 * x[:, FEATURES.index("dense")] + 0.25 * x[:, FEATURES.index("chunk")] \
-            + 0.15 * x[:, FEATURES.index("lex_title")]
-        return p, np.where(p <= 0, -np.inf, base)
+        p, _ = self._reader.read(question, lang, cands, cross)
+        return p, np.where(p <= 0, -np.inf, cosine_score(featurize(question, lang, cands, cross)))
 
 
 def main() -> int:

@@ -80,7 +80,8 @@ class ExtractiveAnswerer:
         self.max_sentences = max_sentences
 
     def select(self, evidence: Sequence[Evidence]) -> list[Evidence]:
-        """The best sentences, best first, never two overlapping ones, never a question."""
+        """The first ``max_sentences`` of ``evidence`` (best first), never two overlapping ones;
+        the caller leaves out sentences that are questions."""
         chosen: list[Evidence] = []
         for ev in evidence:
             if len(chosen) >= self.max_sentences:

@@ -249,11 +249,7 @@ class Assistant:
         if not cands:
             return [], False
         cross = detect_language(" ".join(c.text for c in cands[:3])) != lang
-        reader = self.reader
-        if hasattr(reader, "read"):
-            probs, order = reader.read(question, lang, cands, cross)
-        else:
-            probs = order = reader.score(question, lang, cands, cross)
+        probs, order = self.reader.read(question, lang, cands, cross)
         ranked = sorted(range(len(cands)), key=lambda i: -order[i])
         return [Evidence(cands[i].hit, cands[i].start, cands[i].end, cands[i].text, float(probs[i]), cands[i].dense, 0.0)
                 for i in ranked], cross
@@ -310,13 +306,14 @@ class Assistant:
         confidence = min(d.confidence for d in decisions)
         return self.extractive.quote(chosen, lang), Decision(False, confidence)
 
-    def _topic_decision(self, topic: str, ev: Evidence | None, cross: bool) -> Decision:
+    def _topic_decision(self, topic: str, ev: Evidence | None, cross: bool, article_text: str | None = None) -> Decision:
         """A summary or list request names a topic, not a fact: the passage's own
         cosine with the topic decides (the threshold the chunk-level refusal used)."""
         if ev is None:
             return Decision(True, 0.0)
         threshold = self.config.topic_threshold_cross if cross else self.config.topic_threshold
-        missing = tuple(missing_anchors(topic, self._article_texts([ev.hit.article_id]), with_names=not cross))
+        texts = [article_text] if article_text is not None else self._article_texts([ev.hit.article_id])
+        missing = tuple(missing_anchors(topic, texts, with_names=not cross))
         score = ev.hit.score - 0.05 * min(len(missing), 2)
         confidence = 1.0 / (1.0 + math.exp(-(score - threshold) / 0.03))
         return Decision(score < threshold, round(confidence, 4), missing)
@@ -338,7 +335,7 @@ class Assistant:
         for ev in evidence:
             if ev.hit.article_id not in best_of and not is_question(ev.text):
                 best_of[ev.hit.article_id] = ev
-        keep = []
+        keep: list[tuple[Evidence, Decision]] = []
         topic_terms = set(terms(topic))
         for aid, ev in best_of.items():
             text = " ".join(self._article_texts([aid]))
@@ -346,14 +343,15 @@ class Assistant:
                 have = set(terms(text))
                 if len(topic_terms & have) < max(1, math.ceil(0.6 * len(topic_terms))):
                     continue
-            if self._topic_decision(topic, ev, cross).refuse:
-                continue
-            keep.append(ev)
+            decision = self._topic_decision(topic, ev, cross, text)
+            if not decision.refuse:
+                keep.append((ev, decision))
         if not keep:
             return None, Decision(True, 0.0)
-        keep.sort(key=lambda ev: (date_key(ev.hit.date) or "", ev.score), reverse=True)
+        keep.sort(key=lambda k: (date_key(k[0].hit.date) or "", k[0].score), reverse=True)
         keep = keep[: self.config.max_articles]
-        confidence = max(self._topic_decision(topic, ev, cross).confidence for ev in keep)
+        confidence = max(d.confidence for _, d in keep)
+        keep = [ev for ev, _ in keep]
         return self.extractive.article_list(topic, keep, lang), Decision(False, confidence)
 
 
@@ -365,12 +363,23 @@ def summary_sentences(store, hit: Hit, vectors, n: int) -> list[Evidence]:
     article = store.get_article(hit.article_id)
     if article is None:
         return []
-    spans = [(s, e) for s, e in split_sentences(article.text) if len(article.text[s:e].strip()) >= 20]
-    spans = [(s, e) for s, e in spans if not is_question(article.text[s:e])]
+    # The sentences the index stored with their vectors (one read); an index built without
+    # them is split here and its sentences embedded once.
+    rows = store.sentence_rows_within([(article.id, 0, len(article.text))], "title")[0]
+    if rows:
+        stored = {(s, e): v for s, e, v in rows}
+        spans = list(stored)
+    else:
+        stored = {}
+        spans = split_sentences(article.text)
+    spans = [(s, e) for s, e in spans if len(article.text[s:e].strip()) >= 20 and not is_question(article.text[s:e])]
     if not spans:
         return []
-    keys = [(article.id, s, e) for s, e in spans]
-    vecs = vectors.get(keys, [embedding_text(article.title, article.text[s:e]) for s, e in spans])
+    if stored:
+        vecs = np.stack([stored[sp] for sp in spans])
+    else:
+        vecs = vectors.get([(article.id, s, e) for s, e in spans],
+                           [embedding_text(article.title, article.text[s:e]) for s, e in spans])
     centre = vecs.mean(axis=0)
     centrality = vecs @ centre
     picked = {0}

@@ -124,7 +124,8 @@ def format_table(run: EvalRun) -> str:
                        else f"{'-':>6} {'-':>6}")
             out.append(f"{r.name:<14} {a['accuracy']:6.3f} {a['exact_match']:6.3f} {a['token_f1']:6.3f} "
                        f"{a['citation_correct']:6.3f} {refusal} {tot['p50']:7.1f} {tot['p95']:7.1f}")
-        out += answer_details(answers[0].answers)
+        for r in answers:
+            out += [f"{r.name}: {line}" for line in answer_details(r.answers)]
     return "\n".join(out)
 
 
@@ -285,7 +286,7 @@ def markdown(run: EvalRun) -> str:
                          + " | ".join(f"{lat.get(s, {}).get('p50', 0.0):.1f}" for s in ("rewrite", "retrieve", "answer", "verify"))
                          + f" | {lat['total']['p50']:.1f} / {lat['total']['p95']:.1f} |")
         lines.append("")
-        lines += [f"- {x}" for x in answer_details(answers[0].answers)]
+        lines += [f"- {r.name}: {x}" for r in answers for x in answer_details(r.answers)]
         lines.append("")
     lines += ["Per-question ranks are in `results.json`.", ""]
     return "\n".join(lines)

@@ -219,3 +219,11 @@ def featurize(question: str, q_lang: str, candidates: Sequence[Candidate], cross
                 for p, v in props.items():
                     row[col[f"{k}_x_{p}"]] = float(v)
     return out
+
+
+def cosine_score(x: np.ndarray) -> np.ndarray:
+    """The previous answer stage's sentence score, from a :func:`featurize` matrix: 0.75 x the
+    sentence cosine + 0.25 x its chunk's cosine + 0.15 x the share of question terms in
+    sentence and title (the baseline the reader is measured against, and its ordering base)."""
+    return (0.75 * x[:, FEATURES.index("dense")] + 0.25 * x[:, FEATURES.index("chunk")]
+            + 0.15 * x[:, FEATURES.index("lex_title")])

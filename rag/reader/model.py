@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ConfigError
-from rag.reader.features import FEATURES, Candidate, featurize
+from rag.reader.features import FEATURES, Candidate, cosine_score, featurize
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,12 @@ class Reader:
         return (h @ p["w2"] + p["b2"]).reshape(-1)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return self.probabilities_of_logits(self.logits(x))
+
+    def probabilities_of_logits(self, logits: np.ndarray) -> np.ndarray:
+        """The calibrated probabilities of logits already computed by :meth:`logits`."""
         p = self.params
-        z = self.logits(x) * float(p["temp"]) + float(p["bias"])
+        z = logits * float(p["temp"]) + float(p["bias"])
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def score(self, question: str, q_lang: str, candidates: Sequence[Candidate], cross: bool) -> np.ndarray:
@@ -141,12 +145,12 @@ class AnswerReader:
         on PIAF dev and XQuAD (README), the reader alone beats that cosine score on French
         questions but not across languages; together they beat both on the news gold set.
         """
-        p = self.score(question, q_lang, candidates, cross_lingual)
-        if not len(p):
-            return p, p
+        if not candidates:
+            empty = np.zeros(0, dtype=np.float32)
+            return empty, empty
         x = featurize(question, q_lang, candidates, cross_lingual)
-        base = (0.75 * x[:, FEATURES.index("dense")] + 0.25 * x[:, FEATURES.index("chunk")]
-                + 0.15 * x[:, FEATURES.index("lex_title")])
+        p = self._probabilities(question, candidates, x)
+        base = cosine_score(x)
         q = np.clip(p, 1e-6, 1 - 1e-6)
         order = base + self.RANK_WEIGHT * np.log(q / (1 - q))
         order = np.where(p <= 0, -np.inf, order)  # questions never answer
@@ -156,21 +160,25 @@ class AnswerReader:
         """P(answers) for each candidate; the ``top`` read by the cross-encoder rank above the rest."""
         if not candidates:
             return np.zeros(0, dtype=np.float32)
-        x = featurize(question, q_lang, candidates, cross_lingual)
+        return self._probabilities(question, candidates, featurize(question, q_lang, candidates, cross_lingual))
+
+    def _probabilities(self, question: str, candidates: Sequence[Candidate], x: np.ndarray) -> np.ndarray:
         # A sentence that is itself a question never answers one (its successor may).
         asks = x[:, FEATURES.index("is_question")] > 0
+        logits = self.features.logits(x)
+        p_features = self.features.probabilities_of_logits(logits)
         if self.cross is None or self.combine is None:
-            return np.where(asks, 0.0, self.features.probabilities(x)).astype(np.float32)
+            return np.where(asks, 0.0, p_features).astype(np.float32)
         from rag.reader.cross import pair
 
-        f = np.where(asks, -1e9, self.features.logits(x))
+        f = np.where(asks, -1e9, logits)
         order = [i for i in np.argsort(-f, kind="stable")[: self.top] if not asks[i]]
         if not order:
             return np.zeros(len(candidates), dtype=np.float32)
         c = self.cross.logits([pair(question, candidates[i].hit.title, candidates[i].text) for i in order])
         a, b, k = self.combine
         p = 1.0 / (1.0 + np.exp(-np.clip(a * c + b * f[order] + k, -30, 30)))
-        out = np.where(asks, 0.0, self.features.probabilities(x) * 0.5)
+        out = np.where(asks, 0.0, p_features * 0.5)
         out = np.minimum(out, float(p.min()) * 0.999)  # the cross-read candidates stay first
         out[order] = p
         return out.astype(np.float32)

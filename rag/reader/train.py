@@ -64,7 +64,7 @@ def collect(index, items: Sequence[GoldItem], *, dataset: str, split_of: Callabl
     from rag.evaluation import contains_answer
     from rag.evidence import SentenceVectors
     from rag.reader.candidates import build_candidates
-    from rag.reader.features import featurize
+    from rag.reader.features import cosine_score, featurize
     from rag.retriever import Retriever
 
     retriever = Retriever(index)
@@ -83,8 +83,7 @@ def collect(index, items: Sequence[GoldItem], *, dataset: str, split_of: Callabl
             cross = detect_language(" ".join(c.text for c in cands[:3])) != q_lang
             x = featurize(it.question, q_lang, cands, cross)
             y = np.array([contains_answer(c.text, it.answers) for c in cands], dtype=np.float32)
-            base = 0.75 * x[:, FEATURES.index("dense")] + 0.25 * x[:, FEATURES.index("chunk")] \
-                + 0.15 * x[:, FEATURES.index("lex_title")]
+            base = cosine_score(x)
             groups.append(Group(dataset, split_of(it), it.id, variant, x, y, base,
                                 any(h.article_id in gold for h in hs), [c.text for c in cands]))
         if progress:
