@@ -10,6 +10,7 @@ from rag.errors import ConfigError
 
 FAISS_KINDS = ("flat", "hnsw")
 RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
+RUNTIMES = ("onnx", "torch")
 
 
 def default_cache_dir() -> Path:
@@ -47,6 +48,9 @@ class Config:
     #: embed every sentence at ingestion (about twice the embedding work), so the
     #: sentence stage costs no embedding at query time; off, they are embedded on first use
     embed_sentences: bool = True
+    #: what runs the bundled e5 model: "onnx" (ONNX Runtime, no torch; the default) or
+    #: "torch" (sentence-transformers, the reference). Both give the same vectors.
+    runtime: str = "onnx"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir))
@@ -68,6 +72,8 @@ class Config:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.threads < 0:
             raise ConfigError(f"threads must be 0 (one per core) or positive, got {self.threads}")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
 
     @classmethod
     def from_env(cls, **overrides) -> "Config":
@@ -84,6 +90,7 @@ class Config:
             "retrieval": "RAG_RETRIEVAL",
             "rerank": "RAG_RERANK",
             "embed_sentences": "RAG_EMBED_SENTENCES",
+            "runtime": "RAG_RUNTIME",
         }
         types = {f.name: f.type for f in fields(cls)}
         for name, var in env.items():

@@ -693,7 +693,8 @@ def _drop_old_vector_files(path: Path, keep_generation: int) -> None:
 def _make_embedder(config: Config):
     from rag.embedding import get_embedder
 
-    return get_embedder(config.embedder, cache_dir=config.cache_dir, batch_size=config.batch_size, threads=config.threads)
+    return get_embedder(config.embedder, cache_dir=config.cache_dir, batch_size=config.batch_size, threads=config.threads,
+                        runtime=config.runtime)
 
 
 def _dim_of(embedder) -> int:

@@ -1,10 +1,11 @@
-"""The FAISS vector index, held through llama-index's ``FaissVectorStore``.
+"""The FAISS vector index.
 
 Vectors are keyed by chunk id (``IndexIDMap2``), so articles can be updated and
-removed without rebuilding. We add and remove ids on the FAISS index ourselves:
-llama-index's ``FaissVectorStore.add`` numbers vectors by position, and
-``FaissMapVectorStore`` reuses ``ntotal`` as the next id, which collides with live
-ids after a removal. Queries go through the llama-index store.
+removed without rebuilding. FAISS is used directly: llama-index's ``FaissVectorStore``
+numbers vectors by position (``FaissMapVectorStore`` reuses ``ntotal`` as the next id,
+which collides with live ids after a removal), and importing it costs most of a second
+at every cold start. llama-index meets our retriever above this line instead
+(``Retriever.as_llama_index``). The file is FAISS's own format, as before.
 """
 
 from __future__ import annotations
@@ -41,9 +42,7 @@ class VectorIndex:
     """Inner-product search over L2-normalized vectors keyed by int64 chunk ids."""
 
     def __init__(self, faiss_index, *, ef_search: int = 64):
-        from llama_index.vector_stores.faiss import FaissVectorStore
-
-        self._store = FaissVectorStore(faiss_index=faiss_index)
+        self._index = faiss_index
         self._ef_search = ef_search
 
     @classmethod
@@ -75,7 +74,7 @@ class VectorIndex:
 
     @property
     def faiss_index(self):
-        return self._store.client
+        return self._index
 
     @property
     def kind(self) -> str:
@@ -115,29 +114,28 @@ class VectorIndex:
     def search(self, query: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[list[int], list[float]]:
         """The ``k`` nearest chunk ids and their scores, best first.
 
-        ``allowed_ids`` restricts the search (metadata filters), which llama-index's
-        FAISS store does not support, so that case goes to FAISS directly.
+        ``allowed_ids`` restricts the search (metadata filters).
         """
         if len(self) == 0 or k <= 0:
             return [], []
         k = min(k, len(self))
+        q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
         if allowed_ids is None:
-            from llama_index.core.vector_stores.types import VectorStoreQuery
-
-            result = self._store.query(
-                VectorStoreQuery(query_embedding=np.asarray(query, dtype=np.float32).tolist(), similarity_top_k=k)
-            )
-            return [int(i) for i in result.ids], [float(s) for s in result.similarities]
+            scores, ids = self._index.search(q, k)
+            keep = ids[0] >= 0
+            return [int(i) for i in ids[0][keep]], [float(s) for s in scores[0][keep]]
         import faiss
 
         selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
         params = faiss.SearchParameters(sel=selector)
         if isinstance(faiss.downcast_index(self.faiss_index.index), faiss.IndexHNSW):
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self._ef_search, k))
-        scores, ids = self.faiss_index.search(np.asarray(query, dtype=np.float32)[None, :], k, params=params)
+        scores, ids = self.faiss_index.search(q, k, params=params)
         keep = ids[0] >= 0
         return [int(i) for i in ids[0][keep]], [float(s) for s in scores[0][keep]]
 
     def save(self, path: Path) -> None:
-        """Write atomically (temp file, fsync, rename) through llama-index's persist."""
-        atomic_write(path, lambda tmp: self._store.persist(persist_path=str(tmp)))
+        """Write atomically (temp file, fsync, rename)."""
+        import faiss
+
+        atomic_write(path, lambda tmp: faiss.write_index(self._index, str(tmp)))

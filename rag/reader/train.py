@@ -431,7 +431,7 @@ def train_command(piaf: Path, xquad: Sequence[Path], work: Path, out_dir: Path, 
     features = Reader(fit(fit_on, seed=seed), {"trained_on": "PIAF v1.0 train pages"})
     calibrate(features, calib)
 
-    embedder = get_embedder("e5-small", cache_dir=Config().cache_dir)
+    embedder = get_embedder("e5-small", cache_dir=Config().cache_dir, runtime="torch")  # trained in torch
     st = embedder.model
     base = st[0].auto_model
     n = len(base.encoder.layer)
