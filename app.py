@@ -31,13 +31,14 @@ def main(argv: list[str] | None = None) -> int:
         config = ui.UIConfig(index_dir=args.index, host=args.host, port=args.port, llm=args.llm,
                              concurrency=args.concurrency, auth=ui.parse_auth(os.environ.get("RAG_AUTH")))
         backend = ui.Backend.open(config)
-        backend.warm_up()
     except rag.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except rag.RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    # The page is served while the models load (about a second); a question asked meanwhile waits for them.
+    backend.warm_up_in_background()
     demo = ui.build_app(backend)
     demo.queue(default_concurrency_limit=config.concurrency).launch(**ui.launch_kwargs(config))
     return 0

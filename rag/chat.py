@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -71,6 +72,7 @@ class Assistant:
         # The retriever's sentence vectors: what its sentence stage read, the reader reuses.
         self.vectors = getattr(retriever, "sentences", None) or SentenceVectors(self.embedder, store, "title")
         self._reader = reader
+        self._reader_lock = threading.Lock()
         self.refusal = RefusalPolicy(self.config.refusal_threshold, self.config.refusal_threshold_cross)
         self.verifier = CitationVerifier(self.embedder, self.config.verify_threshold, self.config.verify_threshold_cross,
                                          store=store)
@@ -87,10 +89,20 @@ class Assistant:
         """The answer reader (:mod:`rag.reader`), loaded on first use: the feature scorer,
         with the cross-encoder when the index's embedder is the e5 model it was built on."""
         if self._reader is None:
-            from rag.reader.model import AnswerReader
+            with self._reader_lock:
+                if self._reader is None:
+                    from rag.reader.model import AnswerReader
 
-            self._reader = AnswerReader.for_embedder(self.embedder)
+                    self._reader = AnswerReader.for_embedder(self.embedder)
         return self._reader
+
+    def warm_up(self) -> None:
+        """Load the reader (and run its cross-encoder once) now rather than at the first question."""
+        cross = getattr(self.reader, "cross", None)
+        if cross is not None:
+            from rag.reader.cross import pair
+
+            cross.logits([pair("warm-up", "", "warm-up")])
 
     @property
     def answerer_name(self) -> str:

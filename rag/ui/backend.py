@@ -8,6 +8,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -168,9 +169,29 @@ class Backend:
                    config.max_article_chars)
 
     def warm_up(self) -> None:
-        """Load the embedder and run it once, so the first question is as fast as the next."""
+        """Load the embedder and the reader and run them once, so the first question is as
+        fast as the next."""
         self.retriever.warm_up()
         self.index.embedder.embed_query("warm-up")
+        self._base["extractive"].warm_up()
+
+    def warm_up_in_background(self) -> threading.Thread:
+        """:meth:`warm_up` in a thread, so the page is served meanwhile (a question asked
+        before it ends waits for the models, then runs). A failure is logged; the first
+        question then reports it."""
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            try:
+                self.warm_up()
+            except Exception:  # noqa: BLE001 (logged; the first question raises it again for the user)
+                log.exception("warming up the models failed")
+            else:
+                log.info("models ready in %.1f s", time.perf_counter() - t0)
+
+        thread = threading.Thread(target=run, name="rag-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def answerers(self) -> list[tuple[str, str]]:
