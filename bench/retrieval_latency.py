@@ -6,8 +6,8 @@ time, in this order: the full ``Retriever.retrieve`` call with the index's defau
 settings (query embedding included; the default mode is hybrid, dense + BM25
 fused); the same with ``mode="dense"``; the query embedding alone
 (``embed_query``); the raw FAISS search for k hits and for the candidate depth the
-default mode asks for; our ``VectorIndex.search`` (through llama-index's
-``FaissVectorStore``); the lexical side (language, terms, BM25 search); the SQLite
+default mode asks for; our ``VectorIndex.search`` (FAISS through our wrapper);
+the lexical side (language, terms, BM25 search); the SQLite
 ``chunk_rows`` lookup. Also reported: index build time, size on disk, and peak RSS
 of the build and the query processes. Title-to-own-article recall is printed as a
 sanity check only (titles are part of the embedded chunk text: an easy task).
