@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import rag  # noqa: E402
-from rag.calibrate import build_index  # noqa: E402
+from rag.evaluation.calibrate import build_index  # noqa: E402
 from rag.chat import Assistant  # noqa: E402
 from rag.config import Config  # noqa: E402
 from rag.evaluation import load_gold, score_answers  # noqa: E402

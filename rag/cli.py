@@ -7,6 +7,7 @@ missing or mismatched index), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -208,7 +209,15 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: sub-commands whose code is imported only when they run: name -> (module with
+#: ``add_parser(subparsers)``, the line ``rag --help`` shows)
+LAZY_COMMANDS = {
+    "eval": ("rag.evaluation.cli", "measure retrieval (and answers) on a gold set or a public data set"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``rag`` parser; ``command`` names the lazy sub-command to build in full, if any."""
     p = _Parser(prog="rag", description="Index news articles and ask questions about them, offline.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = p.add_subparsers(dest="command", required=True)
@@ -272,16 +281,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the hits as JSON")
     q.set_defaults(func=cmd_search)
 
-    from rag.eval_cli import add_eval_parser
     from rag.reader.cli import add_reader_parser
 
-    add_eval_parser(sub)
     add_reader_parser(sub)
+    for name, (module, help_text) in LAZY_COMMANDS.items():
+        if name == command:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            # Listed in `rag --help`; the real parser is built only when the command is given.
+            sub.add_parser(name, help=help_text, add_help=False)
     return p
 
 
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv``: its first word (``rag`` has no option taking a value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rag.errors import ConfigError
-from rag.eval_runner import EvalRun
+from rag.evaluation.runner import EvalRun
 from rag.fsutil import atomic_write, atomic_write_json
 
 #: what shared/data/README.md says of each public evaluation file: (description, licence, source)
@@ -151,7 +151,7 @@ def load_run(path: str | Path) -> EvalRun:
     """An :class:`EvalRun` back from the JSON :func:`write_json` wrote (to re-render a report)."""
     import json
 
-    from rag.eval_runner import ConfigResult
+    from rag.evaluation.runner import ConfigResult
 
     d = json.loads(Path(path).read_text(encoding="utf-8"))
     results = [ConfigResult(**{**r, "ci": {k: tuple(v) for k, v in r["ci"].items()}}) for r in d["results"]]

@@ -20,7 +20,7 @@ import numpy as np
 from rag.analysis import detect_language
 from rag.chunking import split_sentences
 from rag.config import AnswerConfig, Config
-from rag.evaluation import GoldItem, best_threshold
+from rag.evaluation.metrics import GoldItem, best_threshold
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
