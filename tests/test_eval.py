@@ -300,6 +300,35 @@ def test_cli_gold_set_with_answers(tmp_path, gold_files, capsys):
     assert "answers" in capsys.readouterr().out
 
 
+def test_cli_answers_lists_every_question_with_its_outcome(tmp_path, gold_files, capsys):
+    corpus, gold = gold_files
+    assert main(["--corpus", str(corpus), "--gold", str(gold), "--answers", "--per-question",
+                 "--work", str(tmp_path / "w"), *HASH]) == 0
+    out = capsys.readouterr().out
+    listed = [line for line in out.splitlines() if line.startswith("  [")]
+    assert len(listed) == 4 and "Quel est le prix du pain à Tokyo en 2030 ?" in out
+    assert all(line[3:11].strip() in ("ok", "WRONG", "REFUSED", "refused", "ANSWERED") for line in listed)
+
+
+def test_answers_with_a_language_model(tmp_path, gold_files, model_cache):
+    from fake_llm_server import FakeChatServer
+
+    from rag.evaluation.calibrate import no_refusal_config
+    from rag.evaluation.cli import _gold_dataset
+
+    corpus, gold = gold_files
+    ds = _gold_dataset(corpus, gold, None, 0)
+    config = Config(embedder="hash", chunk_size=64, chunk_overlap=8, cache_dir=model_cache)
+    # Refusal off, so every question reaches the model; it never finds the answer.
+    with FakeChatServer("NOT_IN_SOURCES") as server:
+        options = EvalOptions(k=3, answers=True, llm=f"openai:{server.base_url}#fake", answer_config=no_refusal_config())
+        run = evaluate(ds, ["dense"], config=config, work_dir=tmp_path / "w", options=options)
+        asked = len(server.requests)
+    a = run.results[0].answers
+    assert asked == 4 and a["answerer"].startswith("llm:openai:") and run.options["llm"].startswith("openai:")
+    assert a["refusal_recall"] == 1.0 and a["answerable_refused"] == 1.0
+
+
 def test_cli_calibrate_on_a_gold_set(tmp_path, gold_files, capsys):
     corpus, gold = gold_files
     assert main(["calibrate", "--corpus", str(corpus), "--gold", str(gold), "--work", str(tmp_path / "w"),
@@ -333,7 +362,8 @@ def test_cli_bad_input_exits_1_with_the_reason(tmp_path, squad_file, xquad_file,
 
 
 @pytest.mark.parametrize("args", [[], ["--corpus", "x"], ["--squad", "a", "--news", "b"], ["calibrate"],
-                                  ["--squad", "a", "--sample", "0"]])
+                                  ["--squad", "a", "--sample", "0"], ["--squad", "a", "--per-question"],
+                                  ["--squad", "a", "--llm", "openai:http://127.0.0.1:9/v1#m"]])
 def test_cli_bad_usage_exits_2(args, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*args, *HASH])

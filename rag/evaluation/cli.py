@@ -34,6 +34,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          "the pipeline the assistant uses)")
     ev.add_argument("--answers", action="store_true", help="also run the assistant (our configurations): accuracy, "
                                                            "EM, token F1, citations, refusal")
+    ev.add_argument("--llm", metavar="SPEC", help="with --answers, generate with a model: openai:BASE_URL#MODEL or "
+                                                  "llama-cpp:PATH.gguf (default: extractive quotes, no model)")
+    ev.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the model (default 60)")
+    ev.add_argument("--per-question", action="store_true",
+                    help="with --answers, print every question: ok, WRONG, REFUSED (answerable) or ANSWERED "
+                         "(unanswerable), with its evidence score")
     ev.add_argument("--json", type=Path, metavar="OUT", help="write every number to this JSON file")
     ev.add_argument("--report", type=Path, metavar="DIR", help="write report.md, results.json and plots here")
     ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
@@ -188,7 +194,8 @@ def _bars(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag.evaluation.report import environment, format_table, write_json, write_report
+    from rag.config import AnswerConfig
+    from rag.evaluation.report import environment, format_per_question, format_table, write_json, write_report
     from rag.evaluation.runner import EvalOptions, check_configs, evaluate
 
     if args.k < 1 or args.k > 100:
@@ -197,6 +204,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     names = check_configs(names)
     if args.answers and not any(n in OUR_CONFIGS for n in names):
         log.warning("--answers runs the assistant on our configurations only; none of %s is one", ", ".join(names))
+    if (args.llm or args.per_question) and not args.answers:
+        args._eval_parser.error("--llm and --per-question go with --answers")
+    if args.llm:
+        from rag.llm import parse_llm_spec
+
+        parse_llm_spec(args.llm, timeout=args.timeout)  # a bad spec fails before any index is built
     dataset, meta = load_dataset(args)
     config = _config(args)
     work = args.work or config.cache_dir / "eval"
@@ -204,10 +217,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{dataset.name}: {len(dataset.articles)} passages/articles, {len(dataset.items)} questions; "
           f"configurations: {', '.join(names)} (of {', '.join(CONFIGS)}); index cache {work}", file=sys.stderr)
     run = evaluate(dataset, names, config=config, work_dir=work,
-                   options=EvalOptions(k=args.k, answers=args.answers, resamples=args.resamples, seed=args.seed),
+                   options=EvalOptions(k=args.k, answers=args.answers, resamples=args.resamples, seed=args.seed,
+                                       answer_config=AnswerConfig(llm_timeout=args.timeout), llm=args.llm),
                    bar=_bars(args))
     run.meta = {**meta, "load_average_start": load_start, "environment": environment()}
     print(format_table(run))
+    if args.per_question:
+        print(format_per_question(run))
     if args.json:
         print(f"wrote {write_json(run, args.json)}", file=sys.stderr)
     if args.report:

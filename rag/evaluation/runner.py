@@ -169,6 +169,9 @@ class EvalOptions:
         k: hits retrieved per question (recall@1..k, MRR@k).
         answers: also run the assistant (our configurations only).
         resamples: bootstrap resamples; ``seed`` seeds them.
+        llm: with ``answers``, the assistant generates with this model (an ``openai:`` or
+            ``llama-cpp:`` spec, as ``rag ask --llm``; ``answer_config.llm_timeout`` applies);
+            by default it answers extractively.
     """
 
     k: int = 10
@@ -176,6 +179,7 @@ class EvalOptions:
     resamples: int = 1000
     seed: int = 0
     answer_config: AnswerConfig = field(default_factory=AnswerConfig)
+    llm: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= 100:
@@ -365,6 +369,11 @@ def evaluate(dataset: Dataset, configs: Sequence[str], *, config: Config, work_d
     from rag.chat import Assistant
 
     names = check_configs(configs)
+    llm = None
+    if options.answers and options.llm:
+        from rag.llm import parse_llm_spec
+
+        llm = parse_llm_spec(options.llm, timeout=options.answer_config.llm_timeout)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     answerable = [it for it in dataset.items if not it.unanswerable]
@@ -398,8 +407,8 @@ def evaluate(dataset: Dataset, configs: Sequence[str], *, config: Config, work_d
             if options.answers and name in OUR_CONFIGS:
                 b = bar(f"{name} answers", len(dataset.items), " questions")
                 try:
-                    res.answers = answer_metrics(Assistant(searcher, config=options.answer_config), dataset.items,
-                                                 options, b)
+                    res.answers = answer_metrics(Assistant(searcher, llm, config=options.answer_config),
+                                                 dataset.items, options, b)
                 finally:
                     b.close()
                 res.metrics["accuracy"] = round(res.answers["accuracy"], 4)
@@ -412,7 +421,8 @@ def evaluate(dataset: Dataset, configs: Sequence[str], *, config: Config, work_d
     finally:
         if index is not None:
             index.close()
-    opts = {"k": options.k, "answers": options.answers, "resamples": options.resamples, "seed": options.seed,
+    opts = {"k": options.k, "answers": options.answers, "llm": options.llm if options.answers else None,
+            "resamples": options.resamples, "seed": options.seed,
             "configs": names, "embedder": config.embedder, "chunk_size": config.chunk_size,
             "chunk_overlap": config.chunk_overlap, "faiss_index": config.faiss_index}
     ds = {"name": dataset.name, "articles": len(dataset.articles), "questions": len(dataset.items),
