@@ -259,13 +259,13 @@ def test_baseline_without_its_package_says_what_to_install(monkeypatch, tmp_path
 # -- the command line --------------------------------------------------------------------
 
 
-def test_cli_squad_json_and_report(tmp_path, squad_file, capsys):
-    out, rep = tmp_path / "out.json", tmp_path / "rep"
+def test_cli_squad_report_holds_the_numbers_once(tmp_path, squad_file, capsys):
+    rep = tmp_path / "rep"
     assert main(["--squad", str(squad_file), "--sample", "4", "--seed", "1", "--k", "5", "--work", str(tmp_path / "w"),
-                 "--json", str(out), "--report", str(rep), *HASH]) == 0
+                 "--report", str(rep), *HASH]) == 0
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("tiny-squad: 4 questions")
-    data = json.loads(out.read_text())
+    data = json.loads((rep / "results.json").read_text())
     assert data["dataset"]["questions"] == 4 and data["options"]["seed"] == 1
     assert data["meta"]["environment"]["nproc"] >= 1 and "cpu" in data["meta"]["environment"]
     assert {p.name for p in rep.iterdir()} == {"results.json", "recall_at_k.png", "latency.png", "report.md"}
@@ -363,7 +363,8 @@ def test_cli_bad_input_exits_1_with_the_reason(tmp_path, squad_file, xquad_file,
 
 @pytest.mark.parametrize("args", [[], ["--corpus", "x"], ["--squad", "a", "--news", "b"], ["calibrate"],
                                   ["--squad", "a", "--sample", "0"], ["--squad", "a", "--per-question"],
-                                  ["--squad", "a", "--llm", "openai:http://127.0.0.1:9/v1#m"]])
+                                  ["--squad", "a", "--llm", "openai:http://127.0.0.1:9/v1#m"],
+                                  ["--squad", "a", "--json", "x.json", "--report", "rep"]])
 def test_cli_bad_usage_exits_2(args, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*args, *HASH])

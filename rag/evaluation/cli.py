@@ -40,8 +40,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--per-question", action="store_true",
                     help="with --answers, print every question: ok, WRONG, REFUSED (answerable) or ANSWERED "
                          "(unanswerable), with its evidence score")
-    ev.add_argument("--json", type=Path, metavar="OUT", help="write every number to this JSON file")
-    ev.add_argument("--report", type=Path, metavar="DIR", help="write report.md, results.json and plots here")
+    # One or the other: a report folder holds the numbers too, so they are never stored twice.
+    out = ev.add_mutually_exclusive_group()
+    out.add_argument("--json", type=Path, metavar="OUT", help="write every number to this JSON file")
+    out.add_argument("--report", type=Path, metavar="DIR",
+                     help="write report.md, the plots and every number (results.json) into this folder")
     ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     ev.set_defaults(func=cmd_eval, _eval_parser=ev)
 
