@@ -1,7 +1,7 @@
 """The evaluation harness: metrics math, loaders wiring, reports and the ``rag eval`` command.
 
 Fast tests use the hashing embedder on tiny data sets written under tmp_path; the
-slow one runs the real default model on 100 PIAF questions.
+``eval`` one (``make eval-smoke``, not ``make test``) runs the real default model on 100 PIAF questions.
 """
 
 from __future__ import annotations
@@ -376,10 +376,13 @@ def test_cli_bad_usage_exits_2(args, capsys):
 PIAF = SHARED_DATA / "piaf" / "piaf-v1.0.json"
 
 
+@pytest.mark.eval
 @pytest.mark.slow
 @pytest.mark.skipif(not PIAF.is_file(), reason=f"PIAF not found at {PIAF} (shared/data beside the repo)")
 def test_piaf_smoke_with_the_default_model(tmp_path, model_cache):
     """100 PIAF questions over all 761 passages (embeds them: a few minutes on 2 cores).
+
+    Marked ``eval``: not part of ``make test``; ``make eval-smoke`` runs it.
 
     Measured R@5 on these 100 questions: dense 0.87, bm25 0.87, hybrid 0.92,
     hybrid+rerank 0.95 (see eval/README.md). The floors sit about 10 points lower:
