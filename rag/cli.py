@@ -19,6 +19,23 @@ from rag.errors import RagError
 
 log = logging.getLogger("rag")
 
+#: one-time set-up the user waits for (the first run builds the embedding model for minutes)
+SETUP_LOGGER = "rag.setup"
+
+
+def configure_logging(verbose: bool) -> None:
+    """Warnings on stderr (everything with ``verbose``), and always the one-time set-up lines."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger(SETUP_LOGGER).setLevel(logging.INFO)
+
+
+def _quiet_bar_logging():
+    """Log lines written above a progress bar instead of through it."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
+
 
 def _build_options(args: argparse.Namespace) -> dict:
     """Only the build settings the user gave, so an existing index's own settings apply otherwise."""
@@ -64,7 +81,8 @@ def cmd_index_add(args: argparse.Namespace) -> int:
     index = _open_index(args, create=True)
     bar, progress = _progress_bar("indexing", args.quiet or args.json)
     try:
-        report = index.add(args.paths, progress=progress)
+        with _quiet_bar_logging():
+            report = index.add(args.paths, progress=progress)
     finally:
         bar.close()
         index.close()
@@ -133,7 +151,8 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
     config = base.with_(**_build_options(args))
     bar, progress = _progress_bar("rebuilding", args.quiet)
     try:
-        index = Index.rebuild(config.index_dir, config, progress=progress)
+        with _quiet_bar_logging():
+            index = Index.rebuild(config.index_dir, config, progress=progress)
     finally:
         bar.close()
     stats = index.stats()
@@ -301,8 +320,7 @@ def _command(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command(argv)).parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except RagError as exc:
