@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    virtualenv + install + index of seeds/ (when missing or stale) + the app
 #   make test   virtualenv + install + browser for UI tests + the test suite
+# and one more checks retrieval quality on real data (before a release, after any retrieval change):
+#   make eval-smoke   the tests marked `eval` (PIAF from ../shared/data), left out of `make test`
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -14,13 +16,19 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export OMP_WAIT_POLICY := PASSIVE
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test install browser index bench clean
+.PHONY: run test eval-smoke install browser index bench clean
 
 run: $(STAMP) $(INDEX)/manifest.json
 	$(BIN)/python app.py --index $(INDEX)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# pyproject's addopts deselect `eval`; a later -m wins. Without the data the tests would only skip.
+EVAL_DATA := ../shared/data
+eval-smoke: $(STAMP)
+	@test -f $(EVAL_DATA)/piaf/piaf-v1.0.json || { echo "make eval-smoke needs $(EVAL_DATA)/piaf/piaf-v1.0.json (README: Data)" >&2; exit 1; }
+	$(BIN)/python -m pytest -m eval $(PYTEST_ARGS)
 
 # The UI tests drive Debian's Chromium (playwright's own browser download cannot work offline).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -8,13 +8,13 @@ Set ``RAG_AUTH=user:password`` to require a login.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
 import rag
 from rag import ui
+from rag.cli import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         ("openai:BASE_URL#MODEL", "llama-cpp:PATH")))
     p.add_argument("--concurrency", type=int, default=2, help="requests of each kind run at once (default: 2)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose=True)
     try:
         config = ui.UIConfig(index_dir=args.index, host=args.host, port=args.port, llm=args.llm,
                              concurrency=args.concurrency, auth=ui.parse_auth(os.environ.get("RAG_AUTH")))

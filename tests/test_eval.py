@@ -1,7 +1,7 @@
 """The evaluation harness: metrics math, loaders wiring, reports and the ``rag eval`` command.
 
 Fast tests use the hashing embedder on tiny data sets written under tmp_path; the
-slow one runs the real default model on 100 PIAF questions.
+``eval`` one (``make eval-smoke``, not ``make test``) runs the real default model on 100 PIAF questions.
 """
 
 from __future__ import annotations
@@ -13,15 +13,11 @@ import sys
 
 import pytest
 
-from rag.config import Config
-from rag.datasets import load_squad
 from rag.cli import main as rag_main
-
-
-def main(argv):
-    return rag_main(["eval", *argv])
-from rag.eval_report import format_table, write_report
-from rag.eval_runner import (
+from rag.config import Config
+from rag.evaluation.datasets import load_squad
+from rag.evaluation.report import format_table, write_report
+from rag.evaluation.runner import (
     EvalOptions,
     bootstrap_ci,
     build_or_reuse_index,
@@ -39,6 +35,11 @@ from rag.evaluation import GoldItem
 from rag.types import Hit
 
 from conftest import SHARED_DATA
+
+
+def main(argv):
+    return rag_main(["eval", *argv])
+
 
 HASH = ["--embedder", "hash", "--chunk-size", "64", "--chunk-overlap", "8", "-q"]
 
@@ -183,11 +184,13 @@ def test_bootstrap_interval_holds_the_estimate_and_is_deterministic():
     assert all(math.isnan(x) for x in bootstrap_ci([]))
 
 
-def test_the_cli_lists_every_configuration():
-    from rag import eval_cli, eval_runner
+def test_the_cli_lists_every_configuration(capsys):
+    from rag.evaluation.runner import CONFIGS
 
-    assert eval_cli._CONFIG_NAMES == eval_runner.CONFIGS
-    assert eval_cli._OUR == tuple(eval_runner.OUR_CONFIGS)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert ", ".join(CONFIGS) in shown
 
 
 def test_unknown_configuration_is_named():
@@ -246,7 +249,7 @@ def test_llama_index_bm25_baseline(tmp_path, squad_file, model_cache):
 
 
 def test_baseline_without_its_package_says_what_to_install(monkeypatch, tmp_path):
-    from rag.baselines import LlamaIndexBaselines
+    from rag.evaluation.baselines import LlamaIndexBaselines
 
     monkeypatch.setitem(sys.modules, "llama_index.retrievers.bm25", None)
     with pytest.raises(ConfigError, match="pip install llama-index-retrievers-bm25"):
@@ -256,13 +259,13 @@ def test_baseline_without_its_package_says_what_to_install(monkeypatch, tmp_path
 # -- the command line --------------------------------------------------------------------
 
 
-def test_cli_squad_json_and_report(tmp_path, squad_file, capsys):
-    out, rep = tmp_path / "out.json", tmp_path / "rep"
+def test_cli_squad_report_holds_the_numbers_once(tmp_path, squad_file, capsys):
+    rep = tmp_path / "rep"
     assert main(["--squad", str(squad_file), "--sample", "4", "--seed", "1", "--k", "5", "--work", str(tmp_path / "w"),
-                 "--json", str(out), "--report", str(rep), *HASH]) == 0
+                 "--report", str(rep), *HASH]) == 0
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("tiny-squad: 4 questions")
-    data = json.loads(out.read_text())
+    data = json.loads((rep / "results.json").read_text())
     assert data["dataset"]["questions"] == 4 and data["options"]["seed"] == 1
     assert data["meta"]["environment"]["nproc"] >= 1 and "cpu" in data["meta"]["environment"]
     assert {p.name for p in rep.iterdir()} == {"results.json", "recall_at_k.png", "latency.png", "report.md"}
@@ -295,6 +298,35 @@ def test_cli_gold_set_with_answers(tmp_path, gold_files, capsys):
     assert set(a["latency_ms"]) == {"rewrite", "retrieve", "read", "answer", "verify", "total"}
     assert {"citation_precision", "answerable_refused", "by_kind", "median_chars", "reliability"} <= set(a)
     assert "answers" in capsys.readouterr().out
+
+
+def test_cli_answers_lists_every_question_with_its_outcome(tmp_path, gold_files, capsys):
+    corpus, gold = gold_files
+    assert main(["--corpus", str(corpus), "--gold", str(gold), "--answers", "--per-question",
+                 "--work", str(tmp_path / "w"), *HASH]) == 0
+    out = capsys.readouterr().out
+    listed = [line for line in out.splitlines() if line.startswith("  [")]
+    assert len(listed) == 4 and "Quel est le prix du pain à Tokyo en 2030 ?" in out
+    assert all(line[3:11].strip() in ("ok", "WRONG", "REFUSED", "refused", "ANSWERED") for line in listed)
+
+
+def test_answers_with_a_language_model(tmp_path, gold_files, model_cache):
+    from fake_llm_server import FakeChatServer
+
+    from rag.evaluation.calibrate import no_refusal_config
+    from rag.evaluation.cli import _gold_dataset
+
+    corpus, gold = gold_files
+    ds = _gold_dataset(corpus, gold, None, 0)
+    config = Config(embedder="hash", chunk_size=64, chunk_overlap=8, cache_dir=model_cache)
+    # Refusal off, so every question reaches the model; it never finds the answer.
+    with FakeChatServer("NOT_IN_SOURCES") as server:
+        options = EvalOptions(k=3, answers=True, llm=f"openai:{server.base_url}#fake", answer_config=no_refusal_config())
+        run = evaluate(ds, ["dense"], config=config, work_dir=tmp_path / "w", options=options)
+        asked = len(server.requests)
+    a = run.results[0].answers
+    assert asked == 4 and a["answerer"].startswith("llm:openai:") and run.options["llm"].startswith("openai:")
+    assert a["refusal_recall"] == 1.0 and a["answerable_refused"] == 1.0
 
 
 def test_cli_calibrate_on_a_gold_set(tmp_path, gold_files, capsys):
@@ -330,7 +362,9 @@ def test_cli_bad_input_exits_1_with_the_reason(tmp_path, squad_file, xquad_file,
 
 
 @pytest.mark.parametrize("args", [[], ["--corpus", "x"], ["--squad", "a", "--news", "b"], ["calibrate"],
-                                  ["--squad", "a", "--sample", "0"]])
+                                  ["--squad", "a", "--sample", "0"], ["--squad", "a", "--per-question"],
+                                  ["--squad", "a", "--llm", "openai:http://127.0.0.1:9/v1#m"],
+                                  ["--squad", "a", "--json", "x.json", "--report", "rep"]])
 def test_cli_bad_usage_exits_2(args, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*args, *HASH])
@@ -342,20 +376,21 @@ def test_cli_bad_usage_exits_2(args, capsys):
 PIAF = SHARED_DATA / "piaf" / "piaf-v1.0.json"
 
 
+@pytest.mark.eval
 @pytest.mark.slow
 @pytest.mark.skipif(not PIAF.is_file(), reason=f"PIAF not found at {PIAF} (shared/data beside the repo)")
 def test_piaf_smoke_with_the_default_model(tmp_path, model_cache):
     """100 PIAF questions over all 761 passages (embeds them: a few minutes on 2 cores).
+
+    Marked ``eval``: not part of ``make test``; ``make eval-smoke`` runs it.
 
     Measured R@5 on these 100 questions: dense 0.87, bm25 0.87, hybrid 0.92,
     hybrid+rerank 0.95 (see eval/README.md). The floors sit about 10 points lower:
     they catch a broken embedder, lexical index or fusion, not small regressions;
     the fused configurations must also not fall below dense alone.
     """
-    from rag.eval_runner import available_configs
-
     floors = {"dense": 0.77, "bm25": 0.77, "hybrid": 0.82, "hybrid+rerank": 0.85}
-    names = [n for n in floors if n in available_configs()]
+    names = list(floors)
     run = evaluate(load_squad(PIAF, sample=100, seed=0), names, config=Config(cache_dir=model_cache),
                    work_dir=tmp_path / "work", options=EvalOptions(k=10, resamples=200))
     r5 = {r.name: r.metrics["R@5"] for r in run.results}
@@ -368,7 +403,7 @@ def test_piaf_smoke_with_the_default_model(tmp_path, model_cache):
 
 
 def test_near_miss_holdout_leaves_out_passages_and_keeps_their_pages(squad_file):
-    from rag.datasets import load_squad
+    from rag.evaluation.datasets import load_squad
 
     whole = load_squad(squad_file)
     near = load_squad(squad_file, holdout=0.5, near_miss=True)

@@ -182,8 +182,8 @@ def gather(piaf: Path, xquad: Sequence[Path], work: Path, *, seed: int, dev_shar
     import pickle
 
     from rag.config import Config
-    from rag.datasets import load_squad, load_xquad
-    from rag.eval_runner import build_or_reuse_index
+    from rag.evaluation.datasets import load_squad, load_xquad
+    from rag.evaluation.runner import build_or_reuse_index
 
     groups: list[Group] = []
     sets = [("piaf", lambda: load_squad(piaf))] + [(p.stem, lambda p=p: load_xquad(p)) for p in xquad]
@@ -408,7 +408,7 @@ def train_command(piaf: Path, xquad: Sequence[Path], work: Path, out_dir: Path, 
     import torch
 
     from rag.config import Config
-    from rag.datasets import load_squad, load_xquad
+    from rag.evaluation.datasets import load_squad, load_xquad
     from rag.embedding import get_embedder
     from rag.reader.cross import CrossEncoder
     from rag.reader.model import Reader

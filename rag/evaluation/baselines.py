@@ -89,7 +89,7 @@ class LlamaIndexBaselines:
         work_dir: where the li-dense vectors are cached.
         cache_dir: our model cache (where the e5 folder is materialized).
         k: hits per query.
-        bar: a progress bar factory, as in :mod:`rag.eval_runner`.
+        bar: a progress bar factory, as in :mod:`rag.evaluation.runner`.
     """
 
     def __init__(self, articles: Sequence[Article], *, work_dir: Path, cache_dir: Path, k: int = 10, bar=None):

@@ -1,8 +1,8 @@
 """``rag eval``: retrieval and answer evaluation, and ``rag eval calibrate``, on the command line.
 
-Wired into ``rag/cli.py`` with :func:`add_eval_parser`; ``python -m rag.eval_cli ARGS`` runs
-``rag eval ARGS`` on its own. Exit codes as for ``rag``: 0 done, 1 a problem it explains
-(bad path or format, unknown configuration), 2 bad usage.
+``rag/cli.py`` calls :func:`add_parser` only when the command is ``rag eval``, so the
+other commands never import this package. Exit codes as for ``rag``: 0 done, 1 a problem it
+explains (bad path or format, unknown configuration), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -13,20 +13,15 @@ import os
 import sys
 from pathlib import Path
 
-from rag.errors import InputError, RagError
+from rag.errors import InputError
+from rag.evaluation.runner import CONFIGS, DEFAULT_CONFIG, OUR_CONFIGS
 
 log = logging.getLogger(__name__)
 
 _DATA_HELP = "one data set: --squad FILE | --xquad FILE | --news FILE | --corpus PATH --gold FILE"
-# Spelled out rather than imported from rag.eval_runner, so that building the ``rag``
-# parser does not import numpy (a test checks the two lists agree).
-_OUR = ("dense", "bm25", "hybrid", "hybrid+rerank")
-_CONFIG_NAMES = _OUR + ("li-bm25", "li-dense", "li-fusion")
-#: what `rag eval` measures unless --compare says otherwise: the project's default pipeline
-DEFAULT_CONFIG = "hybrid+rerank"
 
 
-def add_eval_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``eval`` (and ``eval calibrate``) to a ``rag`` sub-command parser."""
     ev = subparsers.add_parser(
         "eval", help="measure retrieval (and answers) on a gold set or a public data set",
@@ -35,12 +30,21 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     _data_options(ev)
     ev.add_argument("--k", type=int, default=10, help="hits retrieved per question (default 10)")
     ev.add_argument("--compare", nargs="+", default=[DEFAULT_CONFIG], metavar="CONFIG",
-                    help=f"configurations to run: {', '.join(_CONFIG_NAMES)}, or 'all' (default: {DEFAULT_CONFIG}, "
+                    help=f"configurations to run: {', '.join(CONFIGS)}, or 'all' (default: {DEFAULT_CONFIG}, "
                          "the pipeline the assistant uses)")
     ev.add_argument("--answers", action="store_true", help="also run the assistant (our configurations): accuracy, "
                                                            "EM, token F1, citations, refusal")
-    ev.add_argument("--json", type=Path, metavar="OUT", help="write every number to this JSON file")
-    ev.add_argument("--report", type=Path, metavar="DIR", help="write report.md, results.json and plots here")
+    ev.add_argument("--llm", metavar="SPEC", help="with --answers, generate with a model: openai:BASE_URL#MODEL or "
+                                                  "llama-cpp:PATH.gguf (default: extractive quotes, no model)")
+    ev.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the model (default 60)")
+    ev.add_argument("--per-question", action="store_true",
+                    help="with --answers, print every question: ok, WRONG, REFUSED (answerable) or ANSWERED "
+                         "(unanswerable), with its evidence score")
+    # One or the other: a report folder holds the numbers too, so they are never stored twice.
+    out = ev.add_mutually_exclusive_group()
+    out.add_argument("--json", type=Path, metavar="OUT", help="write every number to this JSON file")
+    out.add_argument("--report", type=Path, metavar="DIR",
+                     help="write report.md, the plots and every number (results.json) into this folder")
     ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     ev.set_defaults(func=cmd_eval, _eval_parser=ev)
 
@@ -62,8 +66,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     cal.add_argument("--holdout", type=float, default=0.5, help="share of SQuAD/XQuAD pages left out (default 0.5)")
     cal.add_argument("--near-miss", action="store_true",
                      help="SQuAD: --holdout leaves out passages, not pages (the rest of each page stays: near misses)")
-    cal.add_argument("--retrieval", choices=_OUR, metavar="CONFIG",
-                     help="retriever the assistant uses: dense, bm25, hybrid, hybrid+rerank "
+    cal.add_argument("--retrieval", choices=tuple(OUR_CONFIGS), metavar="CONFIG",
+                     help=f"retriever the assistant uses: {', '.join(OUR_CONFIGS)} "
                           "(default: the app's, from the index settings)")
     _build_options(cal)
     cal.add_argument("--json", type=Path, metavar="OUT", help="write the thresholds and tables here")
@@ -110,8 +114,8 @@ def _existing(path: Path, what: str, *, folder_ok: bool = False) -> Path:
 
 def load_dataset(args: argparse.Namespace):
     """The data set the flags name, with what the report says of it. Raises InputError for bad input."""
-    from rag import datasets
-    from rag.eval_report import data_provenance
+    from rag.evaluation import datasets
+    from rag.evaluation.report import data_provenance
 
     given = [n for n in ("squad", "xquad", "news", "corpus") if getattr(args, n)]
     if len(given) != 1:
@@ -159,8 +163,8 @@ def load_dataset(args: argparse.Namespace):
 
 def _gold_dataset(corpus: Path, gold: Path, sample: int | None, seed: int):
     from rag.articles import read_articles
-    from rag.datasets import Dataset, _sample
-    from rag.evaluation import load_gold
+    from rag.evaluation.datasets import Dataset, _sample
+    from rag.evaluation.metrics import load_gold
     from rag.types import Article
 
     _existing(corpus, "corpus", folder_ok=True)
@@ -193,15 +197,22 @@ def _bars(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag.eval_report import environment, format_table, write_json, write_report
-    from rag.eval_runner import CONFIGS, EvalOptions, available_configs, check_configs, evaluate
+    from rag.config import AnswerConfig
+    from rag.evaluation.report import environment, format_per_question, format_table, write_json, write_report
+    from rag.evaluation.runner import EvalOptions, check_configs, evaluate
 
     if args.k < 1 or args.k > 100:
         args._eval_parser.error(f"--k must be between 1 and 100, got {args.k}")
-    names = list(available_configs()) if args.compare == ["all"] else args.compare
+    names = list(CONFIGS) if args.compare == ["all"] else args.compare
     names = check_configs(names)
-    if args.answers and not any(n not in ("li-bm25", "li-dense", "li-fusion") for n in names):
+    if args.answers and not any(n in OUR_CONFIGS for n in names):
         log.warning("--answers runs the assistant on our configurations only; none of %s is one", ", ".join(names))
+    if (args.llm or args.per_question) and not args.answers:
+        args._eval_parser.error("--llm and --per-question go with --answers")
+    if args.llm:
+        from rag.llm import parse_llm_spec
+
+        parse_llm_spec(args.llm, timeout=args.timeout)  # a bad spec fails before any index is built
     dataset, meta = load_dataset(args)
     config = _config(args)
     work = args.work or config.cache_dir / "eval"
@@ -209,10 +220,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{dataset.name}: {len(dataset.articles)} passages/articles, {len(dataset.items)} questions; "
           f"configurations: {', '.join(names)} (of {', '.join(CONFIGS)}); index cache {work}", file=sys.stderr)
     run = evaluate(dataset, names, config=config, work_dir=work,
-                   options=EvalOptions(k=args.k, answers=args.answers, resamples=args.resamples, seed=args.seed),
+                   options=EvalOptions(k=args.k, answers=args.answers, resamples=args.resamples, seed=args.seed,
+                                       answer_config=AnswerConfig(llm_timeout=args.timeout), llm=args.llm),
                    bar=_bars(args))
     run.meta = {**meta, "load_average_start": load_start, "environment": environment()}
     print(format_table(run))
+    if args.per_question:
+        print(format_per_question(run))
     if args.json:
         print(f"wrote {write_json(run, args.json)}", file=sys.stderr)
     if args.report:
@@ -224,11 +238,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import time
 
-    from rag import datasets
-    from rag.calibrate import no_refusal_config, refusal_thresholds, verifier_threshold
+    from rag.evaluation import datasets
+    from rag.evaluation.calibrate import no_refusal_config, refusal_thresholds, verifier_threshold
     from rag.chat import Assistant
-    from rag.eval_report import environment
-    from rag.eval_runner import build_or_reuse_index, check_configs, make_retriever
+    from rag.evaluation.report import environment
+    from rag.evaluation.runner import build_or_reuse_index, check_configs, make_retriever
     from rag.retriever import Retriever
 
     if not (args.squad or args.xquad or args.corpus):

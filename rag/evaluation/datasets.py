@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import InputError
-from rag.evaluation import GoldItem
+from rag.evaluation.metrics import GoldItem
 from rag.types import Article, normalize_text
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rag.errors import ConfigError
-from rag.eval_runner import EvalRun
+from rag.evaluation.runner import EvalRun
 from rag.fsutil import atomic_write, atomic_write_json
 
 #: what shared/data/README.md says of each public evaluation file: (description, licence, source)
@@ -129,10 +129,27 @@ def format_table(run: EvalRun) -> str:
     return "\n".join(out)
 
 
+def format_per_question(run: EvalRun) -> str:
+    """Every question the assistant answered, per configuration: its outcome and evidence score."""
+    out = []
+    for r in run.results:
+        if not r.answers:
+            continue
+        out += ["", f"{r.name} ({r.answers.get('answerer', '?')}):"]
+        for row in r.answers["per_item"]:
+            if row["unanswerable"]:
+                flag = "refused" if row["refused"] else "ANSWERED"
+            else:
+                flag = "REFUSED" if row["refused"] else "ok" if row.get("correct") else "WRONG"
+            out.append(f"  [{flag:8}] {row['evidence_score']:.3f} {row['question']}")
+    return "\n".join(out)
+
+
 def answer_details(a: dict) -> list[str]:
     """Lines on per-kind completeness, citation precision, length and the confidence curve."""
-    out = [f"citation precision {a.get('citation_precision', 0):.3f}   answerable refused "
-           f"{a.get('answerable_refused', 0):.3f}   median factual answer {a.get('median_chars', 0):.0f} chars"]
+    out = [f"answerer {a.get('answerer', '?')}   citation precision {a.get('citation_precision', 0):.3f}   "
+           f"answerable refused {a.get('answerable_refused', 0):.3f}   "
+           f"median factual answer {a.get('median_chars', 0):.0f} chars"]
     kinds = a.get("by_kind") or {}
     if len(kinds) > 1:
         out.append("by kind: " + "   ".join(
@@ -151,7 +168,7 @@ def load_run(path: str | Path) -> EvalRun:
     """An :class:`EvalRun` back from the JSON :func:`write_json` wrote (to re-render a report)."""
     import json
 
-    from rag.eval_runner import ConfigResult
+    from rag.evaluation.runner import ConfigResult
 
     d = json.loads(Path(path).read_text(encoding="utf-8"))
     results = [ConfigResult(**{**r, "ci": {k: tuple(v) for k, v in r["ci"].items()}}) for r in d["results"]]
@@ -268,7 +285,8 @@ def markdown(run: EvalRun) -> str:
     lines += ["", "![recall@k](recall_at_k.png)", "", "![latency per stage](latency.png)", ""]
     answers = [r for r in run.results if r.answers]
     if answers:
-        lines += ["## Answers (extractive assistant)", "",
+        answerers = sorted({r.answers.get("answerer", "?") for r in answers})
+        lines += [f"## Answers ({', '.join(answerers)})", "",
                   "Accuracy: an accepted answer is contained in the answer, over answerable questions. "
                   "Citation correctness: over answered questions, a cited quote holds the support or an answer. "
                   "Refusal precision/recall only mean something when the set has unanswerable questions. "

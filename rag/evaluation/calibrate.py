@@ -12,31 +12,17 @@ the best sentence of every chunk that does not hold the support (should fail).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 
 from rag.analysis import detect_language
 from rag.chunking import split_sentences
-from rag.config import AnswerConfig, Config
-from rag.evaluation import GoldItem, best_threshold
+from rag.config import AnswerConfig
+from rag.evaluation.metrics import GoldItem, best_threshold
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
-
-
-def build_index(articles, path: Path, config: Config, progress: Callable | None = None):
-    """A fresh index of ``articles`` at ``path`` (reused when it already holds them)."""
-    from rag.index import Index
-
-    index = Index.open_or_create(path, config.with_(index_dir=path))
-    index.add(articles, progress=progress)
-    return index
-
-
-def answer_all(assistant, items: Sequence[GoldItem]) -> list[Answer]:
-    return [assistant.ask(it.question) for it in items]
 
 
 def is_cross_lingual(item: GoldItem, answer: Answer) -> bool:

@@ -1,4 +1,4 @@
-"""Run named retrieval configurations over a :class:`~rag.datasets.Dataset` and measure them.
+"""Run named retrieval configurations over a :class:`~rag.evaluation.datasets.Dataset` and measure them.
 
 For every question, the top ``k`` hits are retrieved and the rank of the first
 relevant one recorded. A hit is relevant when its article is one of the item's
@@ -14,13 +14,12 @@ only) for the answer metrics of :func:`rag.evaluation.score_answers`.
 
 Configurations: ``dense``, ``bm25``, ``hybrid``, ``hybrid+rerank`` (our
 :class:`~rag.retriever.Retriever` modes; ``hybrid+rerank`` is the default) and the plain llama-index pipelines of
-:mod:`rag.baselines` (``li-bm25``, ``li-dense``, ``li-fusion``).
+:mod:`rag.evaluation.baselines` (``li-bm25``, ``li-dense``, ``li-fusion``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import re
 import shutil
@@ -33,9 +32,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.config import AnswerConfig, Config
-from rag.datasets import Dataset
+from rag.evaluation.datasets import Dataset
 from rag.errors import ConfigError, IndexCorruptError, IndexMismatchError
-from rag.evaluation import GoldItem, contains_answer, score_answers
+from rag.evaluation.metrics import GoldItem, contains_answer, score_answers
 from rag.types import Article, Hit
 
 log = logging.getLogger(__name__)
@@ -49,6 +48,8 @@ OUR_CONFIGS: dict[str, dict[str, Any]] = {
 }
 BASELINE_CONFIGS = ("li-bm25", "li-dense", "li-fusion")
 CONFIGS = tuple(OUR_CONFIGS) + BASELINE_CONFIGS
+#: what `rag eval` measures unless told otherwise: the pipeline the assistant uses
+DEFAULT_CONFIG = "hybrid+rerank"
 ANSWER_STAGES = ("rewrite", "retrieve", "read", "answer", "verify", "total")
 
 
@@ -168,6 +169,9 @@ class EvalOptions:
         k: hits retrieved per question (recall@1..k, MRR@k).
         answers: also run the assistant (our configurations only).
         resamples: bootstrap resamples; ``seed`` seeds them.
+        llm: with ``answers``, the assistant generates with this model (an ``openai:`` or
+            ``llama-cpp:`` spec, as ``rag ask --llm``; ``answer_config.llm_timeout`` applies);
+            by default it answers extractively.
     """
 
     k: int = 10
@@ -175,6 +179,7 @@ class EvalOptions:
     resamples: int = 1000
     seed: int = 0
     answer_config: AnswerConfig = field(default_factory=AnswerConfig)
+    llm: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= 100:
@@ -221,27 +226,12 @@ class EvalRun:
 # -- configurations ----------------------------------------------------------------------
 
 
-def available_configs() -> tuple[str, ...]:
-    """The configurations this installation can run (our modes need the hybrid Retriever)."""
-    return tuple(n for n in CONFIGS if n in BASELINE_CONFIGS or n == "dense" or _retriever_accepts(OUR_CONFIGS[n]))
-
-
-def _retriever_accepts(kwargs: dict) -> bool:
-    from rag.retriever import Retriever
-
-    params = inspect.signature(Retriever).parameters
-    return all(name in params for name in kwargs)
-
-
 def check_configs(names: Sequence[str]) -> list[str]:
-    """Validate configuration names; raises :class:`ConfigError` naming a bad or unavailable one."""
+    """Validate configuration names, dropping repeats; raises :class:`ConfigError` naming a bad one."""
     out = []
     for n in names:
         if n not in CONFIGS:
             raise ConfigError(f"unknown configuration {n!r}; choose from {', '.join(CONFIGS)}")
-        if n not in available_configs():
-            raise ConfigError(f"configuration {n!r} needs rag.Retriever(mode=..., rerank=...), which this "
-                              f"version does not have; available: {', '.join(available_configs())}")
         if n not in out:
             out.append(n)
     return out
@@ -251,12 +241,7 @@ def make_retriever(index, name: str):
     """Our :class:`~rag.retriever.Retriever` for configuration ``name``."""
     from rag.retriever import Retriever
 
-    kwargs = OUR_CONFIGS[name]
-    if _retriever_accepts(kwargs):
-        return Retriever(index, **kwargs)
-    if name == "dense":
-        return Retriever(index)  # before hybrid retrieval: dense is all there is
-    raise ConfigError(f"configuration {name!r} is not available in this version of rag.Retriever")
+    return Retriever(index, **OUR_CONFIGS[name])
 
 
 # -- indexes -----------------------------------------------------------------------------
@@ -384,6 +369,11 @@ def evaluate(dataset: Dataset, configs: Sequence[str], *, config: Config, work_d
     from rag.chat import Assistant
 
     names = check_configs(configs)
+    llm = None
+    if options.answers and options.llm:
+        from rag.llm import parse_llm_spec
+
+        llm = parse_llm_spec(options.llm, timeout=options.answer_config.llm_timeout)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     answerable = [it for it in dataset.items if not it.unanswerable]
@@ -399,7 +389,7 @@ def evaluate(dataset: Dataset, configs: Sequence[str], *, config: Config, work_d
                 searcher = make_retriever(index, name)
                 build = {**index_info, "retriever_seconds": round(time.perf_counter() - tb, 2)}
             else:
-                from rag.baselines import LlamaIndexBaselines
+                from rag.evaluation.baselines import LlamaIndexBaselines
 
                 if baselines is None:
                     baselines = LlamaIndexBaselines(dataset.articles, work_dir=work_dir, cache_dir=config.cache_dir,
@@ -417,8 +407,8 @@ def evaluate(dataset: Dataset, configs: Sequence[str], *, config: Config, work_d
             if options.answers and name in OUR_CONFIGS:
                 b = bar(f"{name} answers", len(dataset.items), " questions")
                 try:
-                    res.answers = answer_metrics(Assistant(searcher, config=options.answer_config), dataset.items,
-                                                 options, b)
+                    res.answers = answer_metrics(Assistant(searcher, llm, config=options.answer_config),
+                                                 dataset.items, options, b)
                 finally:
                     b.close()
                 res.metrics["accuracy"] = round(res.answers["accuracy"], 4)
@@ -431,7 +421,8 @@ def evaluate(dataset: Dataset, configs: Sequence[str], *, config: Config, work_d
     finally:
         if index is not None:
             index.close()
-    opts = {"k": options.k, "answers": options.answers, "resamples": options.resamples, "seed": options.seed,
+    opts = {"k": options.k, "answers": options.answers, "llm": options.llm if options.answers else None,
+            "resamples": options.resamples, "seed": options.seed,
             "configs": names, "embedder": config.embedder, "chunk_size": config.chunk_size,
             "chunk_overlap": config.chunk_overlap, "faiss_index": config.faiss_index}
     ds = {"name": dataset.name, "articles": len(dataset.articles), "questions": len(dataset.items),
