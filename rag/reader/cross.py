@@ -228,7 +228,7 @@ def export_cross_onnx(st_dir: Path, weights: Path, out: Path, model) -> Path:
     from rag.embedding.onnx_runtime import layer_stack, quiet_exporter
     from rag.errors import EmbedderError
 
-    log.info("exporting the reader's cross-encoder to ONNX (once; about 10 s)")
+    logging.getLogger("rag.setup").info("Exporting the answer reader to ONNX Runtime (first run only, about 10-30 s)…")
     st = SentenceTransformer(str(st_dir), device="cpu", local_files_only=True)
     base = st[0].auto_model
     torch_cross = CrossEncoder.load(base, st.tokenizer, weights)
