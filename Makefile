@@ -8,6 +8,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 INDEX  ?= index
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The bundled models for the tests, prepared once per install like the virtualenv (minutes the first time).
+TEST_MODELS := $(VENV)/test-models
 
 # No model hub is reachable: every model comes from an installed package.
 export HF_HUB_OFFLINE := 1
@@ -21,14 +23,18 @@ export GRADIO_ANALYTICS_ENABLED := False
 run: $(STAMP) $(INDEX)/manifest.json
 	$(BIN)/python app.py --index $(INDEX)
 
-test: $(STAMP) browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) browser $(TEST_MODELS)/.ready
+	RAG_TEST_MODEL_CACHE=$(abspath $(TEST_MODELS)) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(TEST_MODELS)/.ready: $(STAMP)
+	RAG_CACHE_DIR=$(abspath $(TEST_MODELS)) $(BIN)/rag setup
+	@touch $@
 
 # pyproject's addopts deselect `eval`; a later -m wins. Without the data the tests would only skip.
 EVAL_DATA := ../shared/data
-eval-smoke: $(STAMP)
+eval-smoke: $(STAMP) $(TEST_MODELS)/.ready
 	@test -f $(EVAL_DATA)/piaf/piaf-v1.0.json || { echo "make eval-smoke needs $(EVAL_DATA)/piaf/piaf-v1.0.json (README: Data)" >&2; exit 1; }
-	$(BIN)/python -m pytest -m eval $(PYTEST_ARGS)
+	RAG_TEST_MODEL_CACHE=$(abspath $(TEST_MODELS)) $(BIN)/python -m pytest -m eval $(PYTEST_ARGS)
 
 # The UI tests drive Debian's Chromium (playwright's own browser download cannot work offline).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

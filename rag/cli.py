@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from rag.config import FAISS_KINDS, Config
+from rag.config import FAISS_KINDS, RUNTIMES, Config
 from rag.errors import RagError
 
 log = logging.getLogger("rag")
@@ -162,6 +162,27 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Prepare the bundled models now (what the first question would otherwise wait for)."""
+    import time
+
+    from rag.embedding import get_embedder
+
+    config = Config.from_env(runtime=args.runtime)
+    t0 = time.perf_counter()
+    embedder = get_embedder("e5-small", cache_dir=config.cache_dir, runtime=config.runtime)
+    embedder.warm_up()
+    from rag.reader.model import AnswerReader
+
+    reader = AnswerReader.for_embedder(embedder)
+    if reader.cross is not None:
+        from rag.reader.cross import pair
+
+        reader.cross.logits([pair("setup", "", "setup")])
+    print(f"models ready in {time.perf_counter() - t0:.0f} s ({config.runtime} runtime) under {config.cache_dir}")
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from rag.retriever import Retriever, clean_query
 
@@ -299,6 +320,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     q.add_argument("--source", action="append", help="only articles from this source (repeatable)")
     q.add_argument("--json", action="store_true", help="print the hits as JSON")
     q.set_defaults(func=cmd_search)
+
+    st = sub.add_parser("setup", help="prepare the bundled models now (first run only: minutes; later runs reuse them)")
+    st.add_argument("--runtime", choices=RUNTIMES, help="what will run the model (default: onnx, or $RAG_RUNTIME)")
+    st.set_defaults(func=cmd_setup)
 
     from rag.reader.cli import add_reader_parser
 

