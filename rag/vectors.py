@@ -44,6 +44,7 @@ class VectorIndex:
     def __init__(self, faiss_index, *, ef_search: int = 64):
         self._index = faiss_index
         self._ef_search = ef_search
+        self._ids_cache: np.ndarray | None = None  # position -> chunk id, for the flat scan
 
     @classmethod
     def empty(cls, dim: int, kind: str = "flat", *, hnsw_m: int = 32, ef_search: int = 64) -> "VectorIndex":
@@ -99,6 +100,7 @@ class VectorIndex:
         return np.sort(faiss.vector_to_array(self.faiss_index.id_map).astype(np.int64, copy=False))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._ids_cache = None
         if len(ids):
             self.faiss_index.add_with_ids(
                 np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
@@ -109,6 +111,7 @@ class VectorIndex:
         ids = np.asarray(list(ids), dtype=np.int64)
         if not len(ids):
             return 0
+        self._ids_cache = None
         return int(self.faiss_index.remove_ids(ids))
 
     def search(self, query: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[list[int], list[float]]:
@@ -121,6 +124,9 @@ class VectorIndex:
         k = min(k, len(self))
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
         if allowed_ids is None:
+            flat = self._flat_matrix()
+            if flat is not None:
+                return self._scan(flat, q[0], k)
             scores, ids = self._index.search(q, k)
             keep = ids[0] >= 0
             return [int(i) for i in ids[0][keep]], [float(s) for s in scores[0][keep]]
@@ -133,6 +139,27 @@ class VectorIndex:
         scores, ids = self.faiss_index.search(q, k, params=params)
         keep = ids[0] >= 0
         return [int(i) for i in ids[0][keep]], [float(s) for s in scores[0][keep]]
+
+    def _flat_matrix(self) -> np.ndarray | None:
+        """The stored vectors of a flat index as a NumPy view (no copy), else None."""
+        import faiss
+
+        inner = faiss.downcast_index(self._index.index)
+        if not isinstance(inner, faiss.IndexFlat) or inner.ntotal == 0:
+            return None
+        return faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * inner.d).reshape(inner.ntotal, inner.d)
+
+    def _scan(self, matrix: np.ndarray, query: np.ndarray, k: int) -> tuple[list[int], list[float]]:
+        # FAISS scans for one query on one thread (~16-30 ms at 100k vectors here); a BLAS
+        # matrix-vector product on every core does the same exact search 2-3x faster.
+        if self._ids_cache is None or len(self._ids_cache) != len(matrix):
+            import faiss
+
+            self._ids_cache = faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False)
+        scores = matrix @ query
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return self._ids_cache[top].tolist(), scores[top].astype(float).tolist()
 
     def save(self, path: Path) -> None:
         """Write atomically (temp file, fsync, rename)."""
