@@ -46,7 +46,7 @@ __all__ = ["OnnxEmbedder", "OnnxModel", "export_onnx", "onnx_ready"]
 ONNX_DIRNAME = "onnx"
 MARKER_NAME = "rag-onnx.json"
 # Bump when the exported files change, so that older exports are redone.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: fused LayerNorm and GELU kernels
 #: Layers in ``lower.onnx``: the reader's cross-encoder shares them (its top layers are its own).
 DEFAULT_SPLIT = 6
 #: The lowest cosine to the sentence-transformers vectors an export may show.
@@ -118,10 +118,11 @@ def export_onnx(st_dir: str | Path, *, split: int = DEFAULT_SPLIT, verify_texts:
         mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
         words = bert.embeddings.word_embeddings(ids)
         with torch.no_grad():
+            shape = {"heads": bert.config.num_attention_heads, "hidden": bert.config.hidden_size}
             _export(lower, (words, torch.zeros_like(ids), mask), work / "lower.onnx",
-                    ["inputs_embeds", "token_type_ids", "attention_mask"], ["hidden"])
+                    ["inputs_embeds", "token_type_ids", "attention_mask"], ["hidden"], **shape)
             _export(upper, (lower(words, torch.zeros_like(ids), mask), mask), work / "upper.onnx",
-                    ["hidden", "attention_mask"], ["last_hidden_state"])
+                    ["hidden", "attention_mask"], ["last_hidden_state"], **shape)
         prompts = dict(getattr(model, "prompts", {}) or {})
         result = _verify(model, OnnxModel(work, st_dir / "tokenizer.json", split=split), list(verify_texts), prompts)
         if result["min_cosine"] < MIN_COSINE:
@@ -156,7 +157,7 @@ def load_sentence_transformer(st_dir: Path):
     return model
 
 
-def _export(module, args, path: Path, inputs: list[str], outputs: list[str]) -> None:
+def _export(module, args, path: Path, inputs: list[str], outputs: list[str], *, heads: int, hidden: int) -> None:
     import torch
 
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
@@ -164,13 +165,26 @@ def _export(module, args, path: Path, inputs: list[str], outputs: list[str]) -> 
     with quiet_exporter():
         torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
                           dynamic_shapes=dims, dynamo=True, external_data=False, verbose=False)
+    fuse(path, heads=heads, hidden=hidden)
+
+
+def fuse(path: Path, *, heads: int, hidden: int) -> None:
+    """Fuse the graph's LayerNorm + residual and bias + GELU into ONNX Runtime's fp32 kernels
+    (onnxruntime's transformer optimizer; the same arithmetic, fewer passes over memory).
+    The export is checked after this, so a fusion that changed the numbers would be caught."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with quiet_exporter():
+        model = optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1)
+        model.save_model_to_file(str(path))
 
 
 @contextlib.contextmanager
 def quiet_exporter():
     """The ONNX exporter prints its progress and logs every graph rewrite at INFO; what
     the user needs is our one log line."""
-    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export")]
+    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export",
+                                                    "onnxruntime", "fusion_base", "onnx_model", "fusion_utils")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)

@@ -224,7 +224,7 @@ def export_cross_onnx(st_dir: Path, weights: Path, out: Path, model) -> Path:
 
     import torch
 
-    from rag.embedding.onnx_runtime import layer_stack, load_sentence_transformer, quiet_exporter
+    from rag.embedding.onnx_runtime import fuse, layer_stack, load_sentence_transformer, quiet_exporter
     from rag.errors import EmbedderError
 
     logging.getLogger("rag.setup").info("Exporting the answer reader to ONNX Runtime (first run only, about 10-30 s)…")
@@ -248,10 +248,12 @@ def export_cross_onnx(st_dir: Path, weights: Path, out: Path, model) -> Path:
                               output_names=["logits"], dynamic_shapes={"hidden": {0: batch, 1: seq},
                                                                        "attention_mask": {0: batch, 1: seq}},
                               dynamo=True, external_data=False, verbose=False)
+        fuse(Path(tmp), heads=base.config.num_attention_heads, hidden=base.config.hidden_size)
         got = OnnxCrossEncoder(model, model.session(tmp)).logits(pairs)
         want = torch_cross.logits(pairs)
         if not np.allclose(got, want, atol=0.01):
             raise EmbedderError(f"the ONNX cross-encoder disagrees with torch: {got} vs {want}")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users of a shared cache
         os.replace(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
