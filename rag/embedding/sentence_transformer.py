@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.embedding.base import Embedder, Kind, l2_normalize
+from rag.embedding.tokens import TokenCounter
 from rag.errors import EmbedderError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._batch_size = batch_size
         self._threads = threads
         self._model = None
+        self._counter = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -81,6 +83,8 @@ class SentenceTransformerEmbedder(Embedder):
             self.dim = int(dim_of() or self.dim)
             overhead = max(len(model.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in [""] + list(self._prompts.values()))
             self.max_tokens = min(self.max_tokens, int(model.max_seq_length) - 2 - overhead)
+            backend = getattr(model.tokenizer, "backend_tokenizer", None)
+            self._counter = TokenCounter(backend, self._count_slow) if backend is not None else self._count_slow
             self._model = model
 
     @property
@@ -91,8 +95,15 @@ class SentenceTransformerEmbedder(Embedder):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
+        self.warm_up()
+        return self._counter(texts)
+
+    def _count_slow(self, texts: Sequence[str]) -> list[int]:
+        """The count through the whole tokenizer (what :class:`TokenCounter` reproduces)."""
+        if not texts:
+            return []
         # verbose=False: counting a long paragraph is not feeding it to the model.
-        enc = self.model.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        enc = self._model.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in enc]
 
     def embed_batch(self, texts: Sequence[str], *, kind: Kind) -> np.ndarray:
