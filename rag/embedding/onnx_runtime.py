@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embedding.base import Embedder, Kind, l2_normalize
+from rag.embedding.base import Embedder, Kind, Span, _check_spans, l2_normalize, pool_spans
+from rag.embedding.tokens import TokenCounter
 from rag.errors import EmbedderError
 
 log = logging.getLogger(__name__)
@@ -403,6 +404,7 @@ class OnnxEmbedder(Embedder):
             self.dim = int(model._words.shape[1])
             overhead = max(len(e.ids) for e in model._encode([""] + list(self._prompts.values()), 0, specials=False))
             self.max_tokens = min(self.max_tokens, model.max_length - 2 - overhead)
+            self._counter = TokenCounter(model._tokenizer, model.count_tokens)
             self._model = model
 
     @property
@@ -411,9 +413,49 @@ class OnnxEmbedder(Embedder):
         return self._model
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self.model.count_tokens(texts) if texts else []
+        if not texts:
+            return []
+        self.warm_up()
+        return self._counter(texts)
 
     def embed_batch(self, texts: Sequence[str], *, kind: Kind) -> np.ndarray:
         model = self.model
         prompt = self._prompts.get(kind, "")
         return model.embed([prompt + t for t in texts], batch_size=self._batch_size)
+
+    def embed_passages_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], *, context: Sequence[int] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One forward pass per passage gives its vector and, by mean pooling its token
+        states over each span's own tokens (:func:`~rag.embedding.base.pool_spans`), the
+        spans' vectors; a span no token covers (truncated away) is embedded apart."""
+        context = _check_spans(texts, spans, context)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        model = self.model
+        prompt = self._prompts.get("passage", "")
+        encodings = model.encode([prompt + t for t in texts])
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        for lo in range(0, len(order), self._batch_size):
+            rows = order[lo : lo + self._batch_size]
+            ids, types, mask = model.batch([encodings[i] for i in rows])
+            states = model.states(ids, types, mask)
+            vectors[rows] = mean_pool(states, mask)
+            offsets = np.zeros((len(rows), ids.shape[1], 2), dtype=np.int64)
+            for r, i in enumerate(rows):
+                off = np.asarray(encodings[i].offsets, dtype=np.int64).reshape(-1, 2)
+                special = off[:, 1] <= off[:, 0]
+                off = off - len(prompt)  # prompt tokens fall below zero: never pooled
+                off[special] = 0
+                offsets[r, : len(off)] = off
+            for r, i in enumerate(rows):
+                pooled[i] = pool_spans(states[r : r + 1], mask[r : r + 1], offsets[r : r + 1], [spans[i]])[0]
+        todo = [(i, j) for i, p in enumerate(pooled) for j in range(len(spans[i])) if not p[j].any()]
+        if todo:
+            apart = Embedder.embed_passages_with_spans(self, [texts[i] for i, _ in todo], [[spans[i][j]] for i, j in todo],
+                                                       context=[context[i] for i, _ in todo])[1]
+            for (i, j), v in zip(todo, apart):
+                pooled[i][j] = v[0]
+        return l2_normalize(vectors), pooled
