@@ -106,3 +106,16 @@ def test_the_query_path_imports_no_torch(tmp_path, model_cache):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_onnx_pools_sentence_spans_as_sentence_transformers_does(runtimes):
+    onnx, torch_ = runtimes
+    texts = ["Coalition\nLe Royaume-Uni et la France coordonnent la coalition. Elle compte 31 pays.",
+             "Titre\nUne phrase. " + "mot " * 600 + "Fin."]  # the last span is truncated away: embedded apart
+    spans = [[(10, 58), (59, 80)], [(6, 17), (len(texts[1]) - 4, len(texts[1]))]]
+    (a, pa), (b, pb) = onnx.embed_passages_with_spans(texts, spans), torch_.embed_passages_with_spans(texts, spans)
+    assert float(np.sum(a * b, axis=1).min()) >= 0.9999
+    for x, y in zip(pa, pb):
+        assert x.shape == y.shape == (2, 384)
+        assert float(np.sum(x * y, axis=1).min()) >= 0.9999
