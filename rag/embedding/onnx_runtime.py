@@ -404,7 +404,7 @@ class OnnxEmbedder(Embedder):
             self.dim = int(model._words.shape[1])
             overhead = max(len(e.ids) for e in model._encode([""] + list(self._prompts.values()), 0, specials=False))
             self.max_tokens = min(self.max_tokens, model.max_length - 2 - overhead)
-            self._counter = TokenCounter(model._tokenizer, model.count_tokens)
+            self._counter = TokenCounter(model._tokenizer, self._count_slow)
             self._model = model
 
     @property
@@ -417,6 +417,10 @@ class OnnxEmbedder(Embedder):
             return []
         self.warm_up()
         return self._counter(texts)
+
+    def _count_slow(self, texts: Sequence[str]) -> list[int]:
+        """The count through the whole tokenizer (what :class:`TokenCounter` reproduces)."""
+        return self.model.count_tokens(texts) if texts else []
 
     def embed_batch(self, texts: Sequence[str], *, kind: Kind) -> np.ndarray:
         model = self.model
