@@ -47,6 +47,11 @@ class Config:
     #: embed every sentence at ingestion (about twice the embedding work), so the
     #: sentence stage costs no embedding at query time; off, they are embedded on first use
     embed_sentences: bool = True
+    #: with ``embed_sentences``, take each sentence's vector from its chunk's forward pass
+    #: (token states mean-pooled over the sentence) instead of embedding it again: ingestion
+    #: about as fast as without sentence vectors, but retrieval and answers lose up to 6
+    #: points (README, "Sentence vectors"), so off; recorded in the index (a build setting)
+    pool_sentences: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir))
@@ -84,6 +89,7 @@ class Config:
             "retrieval": "RAG_RETRIEVAL",
             "rerank": "RAG_RERANK",
             "embed_sentences": "RAG_EMBED_SENTENCES",
+            "pool_sentences": "RAG_POOL_SENTENCES",
         }
         types = {f.name: f.type for f in fields(cls)}
         for name, var in env.items():
