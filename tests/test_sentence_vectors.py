@@ -105,7 +105,7 @@ def test_default_checks_its_arguments(spans, context, message):
         Recording().embed_passages_with_spans(["abc"], spans, context=context)
 
 
-# -- the index: the setting -------------------------------------------------
+# -- the index: the setting, float16 storage -------------------------------------------------
 
 
 def sentence_rows(index):
@@ -116,6 +116,30 @@ def sentence_rows(index):
 @pytest.fixture
 def article():
     return Article(id="a", title="La coalition", text="Une première phrase ici. Une autre phrase là.\nUn second paragraphe.")
+
+
+def test_sentence_vectors_are_float16_and_read_as_float32(hash_config, article):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add([article])
+    assert index.manifest["sentence_vectors"] == {"dtype": "float16", "from": "embedded apart"}
+    rows = sentence_rows(index)
+    assert [r[3] for r in rows] == [256 * 2] * 3
+    got = index.store.sentence_rows_within([("a", 0, len(article.text))], "title")[0]
+    expected = index.embedder.embed_passages([f"La coalition\n{article.text[s:e]}" for s, e, _ in got])
+    for (_, _, v), e in zip(got, expected):
+        assert v.dtype == np.float32 and float(v @ e) > 0.999  # float16: 3 significant digits
+
+
+def test_a_store_from_before_holds_float32_and_still_reads(hash_config, article):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.store._db.execute("DELETE FROM meta WHERE key = 'sentence_dtype'")  # as written before
+    index.close()
+    index = rag.Index.open(hash_config.index_dir)
+    index.add([article])
+    assert index.store.sentence_dtype == np.float32 and {r[3] for r in sentence_rows(index)} == {256 * 4}
+    assert len(index.retriever().retrieve("une autre phrase", k=1)) == 1
+    with pytest.raises(ValueError, match="holds float32"):
+        index.store.set_sentence_dtype("float16")
 
 
 def test_pooled_setting_is_recorded_and_a_mismatch_says_what_to_run(hash_config, article):
