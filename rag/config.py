@@ -51,6 +51,11 @@ class Config:
     #: what runs the bundled e5 model: "onnx" (ONNX Runtime, no torch; the default) or
     #: "torch" (sentence-transformers, the reference). Both give the same vectors.
     runtime: str = "onnx"
+    #: with ``embed_sentences``, take each sentence's vector from its chunk's forward pass
+    #: (token states mean-pooled over the sentence) instead of embedding it again: ingestion
+    #: about as fast as without sentence vectors, but retrieval and answers lose up to 6
+    #: points (README, "Sentence vectors"), so off; recorded in the index (a build setting)
+    pool_sentences: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir))
@@ -91,6 +96,7 @@ class Config:
             "rerank": "RAG_RERANK",
             "embed_sentences": "RAG_EMBED_SENTENCES",
             "runtime": "RAG_RUNTIME",
+            "pool_sentences": "RAG_POOL_SENTENCES",
         }
         types = {f.name: f.type for f in fields(cls)}
         for name, var in env.items():

@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 FORMAT = "rag-news-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+#: How a new index stores sentence vectors: half the bytes of float32, and retrieval and
+#: answers measured the same (README, "Sentence vectors"). Indexes built before say
+#: nothing and hold float32, which still reads.
+SENTENCE_DTYPE = "float16"
 
 #: How long a writer waits for another process's commit before giving up (IndexLockedError).
 LOCK_WAIT_SECONDS = 30.0
@@ -62,14 +66,21 @@ class BuildSettings:
     chunk_overlap: int
     faiss_index: str
     hnsw_m: int
+    #: sentence vectors pooled from the chunk's forward pass (absent from indexes built before: False)
+    pool_sentences: bool = False
 
     @classmethod
     def from_config(cls, c: Config) -> "BuildSettings":
-        return cls(c.embedder, c.chunk_size, c.chunk_overlap, c.faiss_index, c.hnsw_m)
+        return cls(c.embedder, c.chunk_size, c.chunk_overlap, c.faiss_index, c.hnsw_m, c.pool_sentences)
 
     def describe(self) -> str:
         return (f"embedder {self.embedder}, chunks of {self.chunk_size} tokens with {self.chunk_overlap} overlap, "
-                f"FAISS {self.faiss_index}")
+                f"FAISS {self.faiss_index}" + (", sentence vectors pooled from the chunks" if self.pool_sentences else ""))
+
+    def embeds_like(self, other: "BuildSettings") -> bool:
+        """Whether the two give the same stored vectors (only the FAISS structure may differ)."""
+        return (self.embedder, self.chunk_size, self.chunk_overlap, self.pool_sentences) == (
+            other.embedder, other.chunk_size, other.chunk_overlap, other.pool_sentences)
 
 
 def _now() -> str:
@@ -123,6 +134,7 @@ class Index:
             embedder = _make_embedder(config)
             store = Store(path / DB_NAME)
             store.set_meta("settings", settings.__dict__)
+            store.set_sentence_dtype(SENTENCE_DTYPE)
             vectors = VectorIndex.empty(_dim_of(embedder), config.faiss_index, hnsw_m=config.hnsw_m,
                                         ef_search=config.hnsw_ef_search)
             index = cls(path, config, store, vectors, {})
@@ -174,14 +186,16 @@ class Index:
         if config is not None:
             wanted = BuildSettings.from_config(config)
             if wanted != built:
+                env = f"RAG_POOL_SENTENCES={int(wanted.pool_sentences)} " if wanted.pool_sentences != built.pool_sentences else ""
                 raise IndexMismatchError(
                     f"the index at {path} was built with {built.describe()}, but {wanted.describe()} was asked for. "
-                    f"Run `rag index rebuild --index {path} --embedder {wanted.embedder} --chunk-size {wanted.chunk_size} "
+                    f"Run `{env}rag index rebuild --index {path} --embedder {wanted.embedder} --chunk-size {wanted.chunk_size} "
                     f"--chunk-overlap {wanted.chunk_overlap} --faiss {wanted.faiss_index}` to rebuild it with the new "
                     "settings, or leave them out to use the index as it was built."
                 )
         config = base.with_(index_dir=path, embedder=built.embedder, chunk_size=built.chunk_size,
-                            chunk_overlap=built.chunk_overlap, faiss_index=built.faiss_index, hnsw_m=built.hnsw_m)
+                            chunk_overlap=built.chunk_overlap, faiss_index=built.faiss_index, hnsw_m=built.hnsw_m,
+                            pool_sentences=built.pool_sentences)
         emb = manifest.get("embedder", {})
         vectors, gen = cls._load_vectors(path, store, config, int(emb.get("dim", 0)))
         return cls(path, config, store, vectors, manifest, gen)
@@ -328,32 +342,17 @@ class Index:
         if not todo:
             return 0
         from rag.analysis import detect_language, terms
-        from rag.chunking import chunk_sentences, embedding_text
+        from rag.chunking import embedding_text
 
         chunk_lists = self.chunker.chunk_many(todo)
         texts = [embedding_text(a.title, c.text) for a, cl in zip(todo, chunk_lists) for c in cl]
-        # Each sentence once per article (overlapping chunks share some), title as context,
-        # embedded with the chunks so the second retrieval stage never embeds at query time.
-        sentences: list[dict[tuple[int, int], str]] = []
-        for a, cl in zip(todo, chunk_lists):
-            spans: dict[tuple[int, int], str] = {}
-            if self.config.embed_sentences:
-                for c in cl:
-                    for st, en, sent in chunk_sentences(c.text, c.start):
-                        spans.setdefault((st, en), embedding_text(a.title, sent))
-            sentences.append(spans)
-        sent_texts = [t for spans in sentences for t in spans.values()]
-        all_vecs = (self.embedder.embed_passages(texts + sent_texts) if texts
-                    else np.zeros((0, self.vectors_dim), np.float32))
-        vecs, sent_vecs = all_vecs[: len(texts)], all_vecs[len(texts):]
+        vecs, sentences = self._embed(todo, chunk_lists, texts)
         items = []
-        i = j = 0
-        for a, cl, spans in zip(todo, chunk_lists, sentences):
+        i = 0
+        for a, cl, sents in zip(todo, chunk_lists, sentences):
             lang = detect_language(a.title + "\n" + a.text[:3000])
-            items.append((a, cl, vecs[i : i + len(cl)], [terms(t, lang) for t in texts[i : i + len(cl)]], lang,
-                          list(zip(spans, sent_vecs[j : j + len(spans)]))))
+            items.append((a, cl, vecs[i : i + len(cl)], [terms(t, lang) for t in texts[i : i + len(cl)]], lang, sents))
             i += len(cl)
-            j += len(spans)
         with self._writing():
             removed, added = self.store.write(items, _now())
             self._apply(removed, np.asarray(added, dtype=np.int64), vecs)
@@ -364,6 +363,51 @@ class Index:
             (report.updated if a.id in known else report.added).append(a.id)
         report.chunks_added += len(added)
         return len(added)
+
+    def _embed(self, articles: Sequence[Article], chunk_lists: Sequence[Sequence], texts: list[str]):
+        """The chunks' vectors and, per article, its sentences' as ``((start, end), vector)`` pairs.
+
+        Each sentence once per article (overlapping chunks share some), with the title as
+        context, embedded with the chunks so the second retrieval stage never embeds at
+        query time: apart, in the same batches as the chunks (the default), or pooled from
+        its chunk's forward pass (``pool_sentences``; a backend that cannot pool embeds it
+        apart, see :meth:`Embedder.embed_passages_with_spans`).
+        """
+        from rag.chunking import chunk_sentences, embedding_text
+
+        spans: list[list[tuple[int, int]]] = []  # per chunk: its new sentences, as offsets into its text
+        keys: list[list[tuple[int, int]]] = []  # per article: the same, as offsets into the article
+        sent_texts: list[str] = []
+        context: list[int] = []
+        k = 0
+        for a, cl in zip(articles, chunk_lists):
+            seen: dict[tuple[int, int], None] = {}
+            for c in cl:
+                head = len(texts[k]) - len(c.text)  # the title line embedding_text put first
+                k += 1
+                context.append(head)
+                new = []
+                if self.config.embed_sentences:
+                    for st, en, sent in chunk_sentences(c.text, c.start):
+                        if (st, en) not in seen:
+                            seen[(st, en)] = None
+                            new.append((st - c.start + head, en - c.start + head))
+                            sent_texts.append(embedding_text(a.title, sent))
+                spans.append(new)
+            keys.append(list(seen))
+        if not texts:
+            return np.zeros((0, self.vectors_dim), np.float32), [[] for _ in articles]
+        if self.config.pool_sentences:
+            vecs, per_chunk = self.embedder.embed_passages_with_spans(texts, spans, context=context)
+            flat = [v for rows in per_chunk for v in rows]
+        else:
+            everything = self.embedder.embed_passages(texts + sent_texts)
+            vecs, flat = everything[: len(texts)], everything[len(texts):]
+        out, j = [], 0
+        for ks in keys:
+            out.append(list(zip(ks, flat[j : j + len(ks)])))
+            j += len(ks)
+        return vecs, out
 
     @property
     def vectors_dim(self) -> int:
@@ -463,6 +507,8 @@ class Index:
                          "splitter": SPLITTER, "title_prefix": True},
             "faiss": {"kind": settings.faiss_index, "metric": "inner_product", "hnsw_m": settings.hnsw_m,
                       "file": vectors_filename(self.store.generation)},
+            "sentence_vectors": {"dtype": self.store.sentence_dtype.name,
+                                 "from": "chunk pass, mean-pooled" if settings.pool_sentences else "embedded apart"},
             "counts": {"articles": n_articles, "chunks": n_chunks},
             "checksum": self.store.corpus_checksum(),
             "generation": self.store.generation,
@@ -514,8 +560,7 @@ class Index:
         built = BuildSettings(**old.store.get_meta("settings"))
         same_chunks = old.manifest.get("chunking", {}).get("splitter") == SPLITTER and (
             old.manifest.get("format_version") == FORMAT_VERSION)
-        if same_chunks and (wanted.embedder, wanted.chunk_size, wanted.chunk_overlap) == (
-                built.embedder, built.chunk_size, built.chunk_overlap):
+        if same_chunks and wanted.embeds_like(built):
             with write_lock(path):
                 old.store.set_meta("settings", wanted.__dict__)
                 old.config = old.config.with_(faiss_index=config.faiss_index, hnsw_m=config.hnsw_m,

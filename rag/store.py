@@ -163,6 +163,34 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"cannot read the article store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        # Sentence vectors are float16 in stores that say so; earlier stores hold float32.
+        self._sentence_dtype = np.dtype(self.get_meta("sentence_dtype", "float32"))
+
+    @property
+    def sentence_dtype(self) -> np.dtype:
+        """How sentence vectors are stored (they are always read back as float32)."""
+        return self._sentence_dtype
+
+    def set_sentence_dtype(self, name: str) -> None:
+        """Store sentence vectors as ``name`` (float16 or float32) from now on; only for a new store.
+
+        Raises:
+            ValueError: an unknown type, or the store already holds sentence vectors of another.
+        """
+        dtype = np.dtype(name)
+        if dtype not in (np.float16, np.float32):
+            raise ValueError(f"sentence vectors are stored as float16 or float32, not {name!r}")
+        with self._lock:
+            if dtype != self._sentence_dtype and self._db.execute("SELECT 1 FROM sentence_vectors LIMIT 1").fetchone():
+                raise ValueError(f"{self.path} holds {self._sentence_dtype} sentence vectors already")
+            self.set_meta("sentence_dtype", dtype.name)
+            self._sentence_dtype = dtype
+
+    def _sentence_blob(self, vector) -> bytes:
+        return np.asarray(vector, dtype=self._sentence_dtype).tobytes()
+
+    def _sentence_vector(self, blob: bytes) -> np.ndarray:
+        return np.frombuffer(blob, dtype=self._sentence_dtype).astype(np.float32)
 
     def _migrate(self) -> None:
         """Add columns that stores written by earlier versions lack (values filled lazily)."""
@@ -319,7 +347,7 @@ class Store:
                     "SELECT article_id, start, end, vector FROM sentence_vectors WHERE article_id = ? AND kind = ?",
                     (aid, kind),
                 ):
-                    out[(a, st, en)] = np.frombuffer(blob, dtype=np.float32)
+                    out[(a, st, en)] = self._sentence_vector(blob)
         return {k: out[k] for k in keys if k in out}
 
     def sentence_vectors_within(self, spans: Sequence[tuple[str, int, int]], kind: str) -> list[np.ndarray | None]:
@@ -346,7 +374,7 @@ class Store:
                     f"AND article_id IN ({','.join('?' * len(part))}) ORDER BY article_id, start", [kind, *part],
                 ):
                     by_article.setdefault(a, []).append((st, en, blob))
-        return [[(st, en, np.frombuffer(b, dtype=np.float32)) for st, en, b in by_article.get(a, ()) if st >= s and en <= e]
+        return [[(st, en, self._sentence_vector(b)) for st, en, b in by_article.get(a, ()) if st >= s and en <= e]
                 for a, s, e in spans]
 
     def save_sentence_vectors(self, items: Sequence[tuple[tuple[str, int, int], np.ndarray]], kind: str) -> None:
@@ -357,7 +385,7 @@ class Store:
                 self._db.executemany(
                     "INSERT OR IGNORE INTO sentence_vectors(article_id, start, end, kind, vector) "
                     "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM articles WHERE id = ?)",
-                    [(k[0], k[1], k[2], kind, np.asarray(v, dtype=np.float32).tobytes(), k[0]) for k, v in items],
+                    [(k[0], k[1], k[2], kind, self._sentence_blob(v), k[0]) for k, v in items],
                 )
                 self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
@@ -451,7 +479,7 @@ class Store:
                         added.append(int(cur.lastrowid))
                     self._db.executemany(
                         "INSERT OR IGNORE INTO sentence_vectors(article_id, start, end, kind, vector) VALUES (?, ?, ?, 'title', ?)",
-                        [(article.id, st, en, np.asarray(v, dtype=np.float32).tobytes()) for (st, en), v in sentences],
+                        [(article.id, st, en, self._sentence_blob(v)) for (st, en), v in sentences],
                     )
                 self._bump_generation()
                 self._db.execute("COMMIT")

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rag
 from rag.embedding.base import Embedder, pool_spans
+from rag.errors import IndexMismatchError
 from rag.types import Article
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "coalition-des-volontaires.txt"
@@ -101,6 +103,65 @@ def test_default_with_no_spans_and_no_texts():
 def test_default_checks_its_arguments(spans, context, message):
     with pytest.raises(ValueError, match=message):
         Recording().embed_passages_with_spans(["abc"], spans, context=context)
+
+
+# -- the index: the setting, float16 storage -------------------------------------------------
+
+
+def sentence_rows(index):
+    return index.store._db.execute("SELECT article_id, start, end, length(vector) FROM sentence_vectors "
+                                   "ORDER BY 1, 2").fetchall()
+
+
+@pytest.fixture
+def article():
+    return Article(id="a", title="La coalition", text="Une première phrase ici. Une autre phrase là.\nUn second paragraphe.")
+
+
+def test_sentence_vectors_are_float16_and_read_as_float32(hash_config, article):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add([article])
+    assert index.manifest["sentence_vectors"] == {"dtype": "float16", "from": "embedded apart"}
+    rows = sentence_rows(index)
+    assert [r[3] for r in rows] == [256 * 2] * 3
+    got = index.store.sentence_rows_within([("a", 0, len(article.text))], "title")[0]
+    expected = index.embedder.embed_passages([f"La coalition\n{article.text[s:e]}" for s, e, _ in got])
+    for (_, _, v), e in zip(got, expected):
+        assert v.dtype == np.float32 and float(v @ e) > 0.999  # float16: 3 significant digits
+
+
+def test_a_store_from_before_holds_float32_and_still_reads(hash_config, article):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.store._db.execute("DELETE FROM meta WHERE key = 'sentence_dtype'")  # as written before
+    index.close()
+    index = rag.Index.open(hash_config.index_dir)
+    index.add([article])
+    assert index.store.sentence_dtype == np.float32 and {r[3] for r in sentence_rows(index)} == {256 * 4}
+    assert len(index.retriever().retrieve("une autre phrase", k=1)) == 1
+    with pytest.raises(ValueError, match="holds float32"):
+        index.store.set_sentence_dtype("float16")
+
+
+def test_pooled_setting_is_recorded_and_a_mismatch_says_what_to_run(hash_config, article):
+    pooled = hash_config.with_(pool_sentences=True)
+    index = rag.Index.create(hash_config.index_dir, pooled)
+    index.add([article])  # the hashing embedder cannot pool: the base class embeds each sentence apart
+    assert index.manifest["sentence_vectors"]["from"] == "chunk pass, mean-pooled"
+    apart = rag.Index.create(hash_config.index_dir.with_name("apart"), hash_config)
+    apart.add([article])
+    assert [r[:3] for r in sentence_rows(index)] == [r[:3] for r in sentence_rows(apart)]
+    index.close()
+    assert rag.Index.open(hash_config.index_dir).config.pool_sentences  # the index's own setting
+    with pytest.raises(IndexMismatchError, match="RAG_POOL_SENTENCES=0 rag index rebuild"):
+        rag.Index.open(hash_config.index_dir, hash_config)
+
+
+def test_rebuild_to_pooled_reembeds(hash_config, article):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add([article])
+    index.close()
+    rebuilt = rag.Index.rebuild(hash_config.index_dir, hash_config.with_(pool_sentences=True))
+    assert rebuilt.config.pool_sentences and len(sentence_rows(rebuilt)) == 3
 
 
 # -- the e5 fast path -------------------------------------------------------------------------
