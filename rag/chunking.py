@@ -35,7 +35,7 @@ from rag.types import Article, Chunk
 log = logging.getLogger(__name__)
 
 #: Recorded in an index manifest; bump when a change to the rules moves chunk boundaries.
-SPLITTER = "paragraph-sentence-v2"
+SPLITTER = "paragraph-sentence-v3"
 MIN_SIZE = 16
 
 # Everything str.splitlines() breaks on: a paragraph never spans one of these.
@@ -48,8 +48,11 @@ _LETTERS = re.compile(r"[^\W\d_]+")
 # text, glued to the next sentence: "trois ans.Deux", "vraiment ?Non", 'fin."Puis'.
 _END = re.compile(
     r"(?P<term>[.!?…]+)(?P<close>(?:\s*[»›]|[”\"’')\]])*)"
-    r"(?=(?P<space>\s+)|$|(?P<glued>)(?:[“‹„\"]|«\s?)?[A-ZÀ-ÖØ-ÞŒ][a-zß-öø-ÿœ'’])"
+    r"(?=(?P<space>\s+)|$|(?P<glued>)(?:[“‹„\"(]|«\s?){0,2}[A-ZÀ-ÖØ-ÞŒ][a-zß-öø-ÿœ'’]|(?P<digit>)\d)"
 )
+# Before a stop glued to a digit, what shows it is no decimal point or abbreviation:
+# a closing quote or bracket ('de secours".9 000 euros') or a word of four letters ("fig.3" stays).
+_BEFORE_GLUED_DIGIT = re.compile(r"(?:[\"”»)’]|[^\W\d_]{4})$")
 
 _OPENERS = frozenset("«‹\"“„‘'([{—–-¿¡")
 _APOSTROPHES = frozenset("'’")
@@ -91,6 +94,8 @@ _UPPER = "A-ZÀ-ÖØ-Þ"
 _URL_MARK = re.compile(r"[/@=]|www\.")
 _HANDLE = re.compile(r"[#@_]")
 _HEADING = re.compile(rf"[{_UPPER}](?<=[{_LOWER}].)(?<=[{_LOWER}]{{3}}.)[{_LOWER}'’]")
+# ... or ends on a closing quote: 'une "bavure policière"Le 3 janvier'.
+_QUOTE_HEADING = re.compile(rf"[{_UPPER}](?<=[{_LOWER}][\"”»].)[{_LOWER}'’]")
 # Glued headings are only trusted after a capitalized last word ("par France InterLa
 # stratégie") when the next word is one that starts sentences; otherwise it is a
 # brand or a hashtag: BlackRock, EasyJet, WhatsApp, MakeAmericaGreatAgain. English
@@ -141,6 +146,8 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         # Spans need no stripping: a sentence starts on the line's first non-space or
         # after a space run or a glue point, and ends on its punctuation or a letter.
         heads = [m.start() for m in _HEADING.finditer(text, lo, hi)]
+        if '"' in text[lo:hi] or "”" in text[lo:hi] or "»" in text[lo:hi]:
+            heads = sorted(heads + [m.start() for m in _QUOTE_HEADING.finditer(text, lo, hi)])
         h, n_heads = 0, len(heads)
         for m in _END.finditer(text, lo, hi):
             while h < n_heads and heads[h] < m.start():
@@ -174,6 +181,8 @@ def _glued_end(text: str, lo: int, m: re.Match) -> int | None:
     ts, te = m.span("term")
     if ts == lo:
         return None  # a line that starts with punctuation
+    if m.group("digit") is not None and not (m.group("close") == "" and _BEFORE_GLUED_DIGIT.search(text, lo, ts)):
+        return None  # "3.5", "p.12", "art.3": a number or a reference, not a new sentence
     start = m.end()  # an opening mark glued to the capital belongs to the next sentence: 'fin.“Il'
     if _in_url(text, lo, start):
         return None
@@ -198,12 +207,20 @@ def _glued_end(text: str, lo: int, m: re.Match) -> int | None:
 
 def _heading_join(text: str, lo: int, p: int) -> bool:
     """Whether a word glued to the previous one at ``p`` ("desservisDes") starts a new sentence."""
-    i = p
-    while i > lo and text[i - 1].isalpha():
-        i -= 1
     j = p + 1
     while j < len(text) and text[j].isalpha():
         j += 1
+    if text[p - 1] in '"”»':
+        # A closing quote glued to a word that starts sentences: only a quotation just closed.
+        right = text[p:j]
+        if text[p - 1] == '"' and text.count('"', lo, p - 1) % 2 == 0:
+            return False  # it opens a quotation: 'a dit"Le'
+        if j < len(text) and text[j] in _APOSTROPHES:
+            return right in _ELIDED_STARTERS
+        return right in _HEADING_STARTERS
+    i = p
+    while i > lo and text[i - 1].isalpha():
+        i -= 1
     left, right = text[i:p], text[p:j]
     if j < len(text) and text[j] in _APOSTROPHES:
         if right not in _ELIDED_STARTERS:

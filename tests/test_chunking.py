@@ -221,6 +221,14 @@ GLUED = {
     "straight quote opens the next": ('Ils l\'ont "tué"."Luttons", dit-il.', ['Ils l\'ont "tué".', '"Luttons", dit-il.']),
     "curly quote opens the next": ("C'est fini.“Non”, dit-il.", ["C'est fini.", "“Non”, dit-il."]),
     "guillemet with French spacing": ("« C'est fini. »Il part.", ["« C'est fini. »", "Il part."]),
+    "quote then a bracket": ('Il appelle à la "prudence"."(Samedi) des équipes arrivent.',
+                             ['Il appelle à la "prudence".', '"(Samedi) des équipes arrivent.']),
+    "quote, stop, then a number": ('Il ignorait "une issue de secours".9 000 euros d\'amende', 
+                                   ['Il ignorait "une issue de secours".', "9 000 euros d'amende"]),
+    "word, stop, then a number": ("Il est reparti libre.3 000 personnes l'attendaient.",
+                                  ["Il est reparti libre.", "3 000 personnes l'attendaient."]),
+    "heading ends on a closing quote": ('La famille dénonce une "bavure policière"Le 3 janvier, il est mort.',
+                                        ['La famille dénonce une "bavure policière"', "Le 3 janvier, il est mort."]),
     "glued heading": (
         "Le métro arrive dans trois ans.Deux arrondissements mieux desservisDes travaux commencent lundi.",
         ["Le métro arrive dans trois ans.", "Deux arrondissements mieux desservis", "Des travaux commencent lundi."],
@@ -243,6 +251,8 @@ GLUED = {
     "domain, capital inside": ("Voir LeMonde.Fr/Actu pour plus.", ["Voir LeMonde.Fr/Actu pour plus."]),
     "url path": ("Le lien https://x.fr/Actu.Html est mort.", ["Le lien https://x.fr/Actu.Html est mort."]),
     "decimal": ("Le PIB a crû de 3.5 % et 3.Le reste.", ["Le PIB a crû de 3.5 % et 3.", "Le reste."]),
+    "references before a number": ("Voir p.12, fig.3 et l'art.4 du code, version 2.0.", ["Voir p.12, fig.3 et l'art.4 du code, version 2.0."]),
+    "a quotation opens on a capital": ('Il a dit"Le monde" hier.', ['Il a dit"Le monde" hier.']),
     "list number": ("1.La sécurité avant tout.", ["1.La sécurité avant tout."]),
     "camelCase brands": (
         "Son iPhone, McDonald, PlayStation, LeBron James, YouTube, DiCaprio, BlackRock, EasyJet, WhatsApp, "
@@ -345,8 +355,8 @@ def test_chunker_rejects_bad_settings(size, overlap, bad):
 def test_chunker_settings():
     c = Chunker(words, size=128, overlap=16)
     assert c.settings == {"size": 128, "overlap": 16, "splitter": SPLITTER}
-    # v2: glued sentences and headings of scraped news are split; chunks move
-    assert SPLITTER == "paragraph-sentence-v2"
+    # v3: also stops glued to a bracket or a number, and headings ending on a closing quote
+    assert SPLITTER == "paragraph-sentence-v3"
 
 
 def test_index_chunked_by_the_previous_splitter_asks_for_a_rebuild(seed_dir, hash_config):
@@ -361,7 +371,7 @@ def test_index_chunked_by_the_previous_splitter_asks_for_a_rebuild(seed_dir, has
     assert manifest["chunking"]["splitter"] == SPLITTER
     manifest["chunking"]["splitter"] = "paragraph-sentence-v1"
     path.write_text(json.dumps(manifest))
-    with pytest.raises(rag.IndexMismatchError, match="paragraph-sentence-v1.*paragraph-sentence-v2.*rag index rebuild"):
+    with pytest.raises(rag.IndexMismatchError, match="paragraph-sentence-v1.*paragraph-sentence-v3.*rag index rebuild"):
         rag.Index.open(hash_config.index_dir)
     rebuilt = rag.Index.rebuild(hash_config.index_dir, hash_config)
     rebuilt.close()
