@@ -9,8 +9,9 @@ so is "Quand la coalition a-t-elle été créée ?", whose subject is "la coalit
 The rules are patterns over the lower-cased question, written for French and English
 with a few for Spanish and German; they are meant to be cheap and predictable, not
 a parser. A pronoun counts as resolved when a noun phrase (a determiner and a word,
-or a capitalized name) comes before it; a possessive (son, sa, ses, leur; his, their)
-when anything in the question names an entity.
+or a capitalized name) comes before it; an English object pronoun (him, them) when two
+do, since it cannot be the subject of its own clause; a possessive (son, sa, ses, leur;
+his, their) when anything in the question names an entity.
 
 Used by :meth:`rag.chat.Assistant.standalone`; :func:`needs_referent` and
 :func:`clarify_message` let the assistant ask "who is 'il'?" when there is no
@@ -69,7 +70,10 @@ _ANAPHORS = {
         (re.compile(r"\b(?:son|sa|ses|leur|leurs)\b(?! (?:" + _AUX_FR + r")\b)"), "possessive"),
     ],
     "en": [
-        (re.compile(r"\b(?:he|she|him|they|them)\b"), "person"),
+        (re.compile(r"\b(?:he|she|they)\b"), "person"),
+        # an object pronoun never refers to the subject of its own clause ("Where did the
+        # gendarmes stop them?": not the gendarmes), so it needs a second referent before it
+        (re.compile(r"\b(?:him|them)\b"), "object"),
         (re.compile(r"\bit\b"), "thing"),
         (re.compile(r"\b(?:this|that|these|those)\b(?=\s*$|\s+(?:is|was|are|were|happen|happened|mean|means|say|said|"
                     r"do|does|did|have|has|had|will|would|be|been|for|about|to)\b)"), "thing"),
@@ -275,6 +279,9 @@ def _unresolved(q: str, original: str, lang: str, *, anywhere: bool) -> list[str
     for start, _, kind in spans:
         if kind == "possessive":
             if not anchors:
+                found.append(q[start:])
+        elif kind == "object":
+            if sum(a < start for a in anchors) < 2:
                 found.append(q[start:])
         elif kind == "person" or not anywhere:
             if not any(a < start for a in anchors):

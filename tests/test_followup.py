@@ -56,6 +56,10 @@ QUESTIONS = [
     ("What did he say?", True, True),
     ("What did he say about the pension reform?", True, True),
     ("How old is she?", True, True),
+    # an object pronoun is not its own clause's subject: "them" is not the gendarmes
+    ("Where did the gendarmes stop them?", True, True),
+    ("Did the police release him?", True, True),
+    ("What did Macron tell the mayor about him?", False, False),
     ("When was it created?", True, True),
     ("What does that mean?", True, True),
     ("Who said that?", True, True),
