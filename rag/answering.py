@@ -55,7 +55,7 @@ def _lead(lang: str, citations: Sequence[Citation], source_lang: str) -> str:
         return lead + " :"
     lead = "According to the articles" if many else "According to the article"
     if source_lang != lang:
-        lead += f" (quoted from the source, in {LANGUAGE_NAMES.get(source_lang, source_lang)})"
+        lead += f" (quoted in {LANGUAGE_NAMES.get(source_lang, source_lang)})"
     return lead + ":"
 
 
@@ -108,7 +108,7 @@ class ExtractiveAnswerer:
         source_lang = detect_language(" ".join(ev.text for ev in chosen)) if chosen else lang
         if source_lang != lang:
             lead = (lead[:-1].rstrip() + (f" (citations en {_NAMES_FR.get(source_lang, source_lang)}) :" if lang == "fr"
-                    else f" (quoted from the source, in {LANGUAGE_NAMES.get(source_lang, source_lang)}):"))
+                    else f" (quoted in {LANGUAGE_NAMES.get(source_lang, source_lang)}):"))
         return self.quote(chosen, lang, lead=lead)
 
     def article_list(self, topic: str, chosen: Sequence[Evidence], lang: str) -> Draft:

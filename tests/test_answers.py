@@ -47,7 +47,7 @@ def test_who_coordinates_the_coalition(assistant, retriever):
     assert "France" in answer.text and "Royaume-Uni" in answer.text
     assert any("coordination conjointe" in c.quote for c in answer.citations)
     # An English question over a French article: the French sentence, labelled as quoted.
-    assert "quoted from the source, in French" in answer.text
+    assert "According to the article (quoted in French):" in answer.text
     check_citations(answer, retriever)
     assert set(answer.timings_ms) >= {"retrieve", "answer", "verify", "total"}
     assert 0 < answer.confidence <= 1  # the reader's probability (low across languages: README)
