@@ -45,10 +45,11 @@ _WORD = re.compile(r"\S+")
 _LETTERS = re.compile(r"[^\W\d_]+")
 # Sentence-final punctuation, then closing quotes or brackets (French puts a space
 # before », so it may have one), then a space or the end of the line; or, in scraped
-# text, glued to the next sentence: "trois ans.Deux", "vraiment ?Non", 'fin."Puis'.
+# text, glued to the next sentence: "trois ans.Deux", "vraiment ?Non", 'fin."Puis', "dit.A l'issue".
 _END = re.compile(
     r"(?P<term>[.!?…]+)(?P<close>(?:\s*[»›]|[”\"’')\]])*)"
-    r"(?=(?P<space>\s+)|$|(?P<glued>)(?:[“‹„\"(]|«\s?){0,2}[A-ZÀ-ÖØ-ÞŒ][a-zß-öø-ÿœ'’]|(?P<digit>)\d)"
+    r"(?=(?P<space>\s+)|$|(?P<glued>)(?:[“‹„\"(]|«\s?){0,2}(?:[A-ZÀ-ÖØ-ÞŒ][a-zß-öø-ÿœ'’]|[AÀ] [a-zß-öø-ÿœ])"
+    r"|(?P<digit>)\d)"
 )
 # Before a stop glued to a digit, what shows it is no decimal point or abbreviation:
 # a closing quote or bracket ('de secours".9 000 euros') or a word of four letters ("fig.3" stays).

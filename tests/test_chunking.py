@@ -221,6 +221,8 @@ GLUED = {
     "straight quote opens the next": ('Ils l\'ont "tué"."Luttons", dit-il.', ['Ils l\'ont "tué".', '"Luttons", dit-il.']),
     "curly quote opens the next": ("C'est fini.“Non”, dit-il.", ["C'est fini.", "“Non”, dit-il."]),
     "guillemet with French spacing": ("« C'est fini. »Il part.", ["« C'est fini. »", "Il part."]),
+    "a one-letter word starts the next": ("Il l'a souligné.A l'issue des débats, il part.",
+                                          ["Il l'a souligné.", "A l'issue des débats, il part."]),
     "quote then a bracket": ('Il appelle à la "prudence"."(Samedi) des équipes arrivent.',
                              ['Il appelle à la "prudence".', '"(Samedi) des équipes arrivent.']),
     "quote, stop, then a number": ('Il ignorait "une issue de secours".9 000 euros d\'amende', 
@@ -252,6 +254,7 @@ GLUED = {
     "url path": ("Le lien https://x.fr/Actu.Html est mort.", ["Le lien https://x.fr/Actu.Html est mort."]),
     "decimal": ("Le PIB a crû de 3.5 % et 3.Le reste.", ["Le PIB a crû de 3.5 % et 3.", "Le reste."]),
     "references before a number": ("Voir p.12, fig.3 et l'art.4 du code, version 2.0.", ["Voir p.12, fig.3 et l'art.4 du code, version 2.0."]),
+    "initials before a one-letter word": ("Selon J.A. Smith.A votre avis ?", ["Selon J.A. Smith.", "A votre avis ?"]),
     "a quotation opens on a capital": ('Il a dit"Le monde" hier.', ['Il a dit"Le monde" hier.']),
     "list number": ("1.La sécurité avant tout.", ["1.La sécurité avant tout."]),
     "camelCase brands": (
