@@ -69,7 +69,7 @@ def main() -> int:
         index, _ = build_or_reuse_index(Dataset(ds.name, ds.articles, ds.items), args.work, Config())
         retriever = Retriever(index)
         default = Assistant(retriever, config=off)
-        cosine = Assistant(retriever, config=replace(off, second_quote_below=0.0, second_quote_below_cross=0.0),
+        cosine = Assistant(retriever, config=replace(off, second_quote_ratio=2.0),
                            reader=_CosineOnly(default.reader))
         res = {"questions": 0, "default": 0, "default_one_quote": 0, "cosine": 0, "quotes": 0, "chars": []}
         t0 = time.perf_counter()

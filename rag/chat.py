@@ -261,23 +261,27 @@ class Assistant:
         if not cands:
             return [], False
         cross = detect_language(" ".join(c.text for c in cands[:3])) != lang
-        probs, order = self.reader.read(question, lang, cands, cross)
+        if hasattr(self.reader, "read_typed"):
+            probs, order, typed = self.reader.read_typed(question, lang, cands, cross)
+        else:  # a reader of one's own with the two-value protocol
+            (probs, order), typed = self.reader.read(question, lang, cands, cross), np.ones(len(cands))
         ranked = sorted(range(len(cands)), key=lambda i: -order[i])
-        return [Evidence(cands[i].hit, cands[i].start, cands[i].end, cands[i].text, float(probs[i]), cands[i].dense, 0.0)
-                for i in ranked], cross
+        return [Evidence(cands[i].hit, cands[i].start, cands[i].end, cands[i].text, float(probs[i]), cands[i].dense, 0.0,
+                         bool(typed[i] > 0)) for i in ranked], cross
 
     def _fact(self, question: str, lang: str, evidence: Sequence[Evidence], cross: bool):
-        """The best sentence; a second one (the next best) only when the reader is unsure of the first."""
+        """The best sentence; a second one only when it adds what the first lacks: the first
+        holds no answer of the kind asked (no date for "when", no new number for "how many"…),
+        the second does, and the reader finds it nearly as likely (``second_quote_ratio``)."""
         usable = [ev for ev in evidence if not is_question(ev.text)]
         best = usable[0] if usable else None
         decision = self._decide(question, best, cross)
         if best is None or decision.refuse or self.generative is not None:
             return None, decision
         chosen = [best]
-        unsure = self.config.second_quote_below_cross if cross else self.config.second_quote_below
-        if best.score < unsure:
-            more = [ev for ev in usable[1:] if not (ev.hit.article_id == best.hit.article_id
-                                                    and ev.start < best.end and best.start < ev.end)]
+        if not best.typed:
+            more = [ev for ev in usable[1:3] if ev.typed and ev.score >= self.config.second_quote_ratio * best.score
+                    and not (ev.hit.article_id == best.hit.article_id and ev.start < best.end and best.start < ev.end)]
             chosen += more[:1]
         return self.extractive.quote(chosen, lang), decision
 
@@ -300,15 +304,23 @@ class Assistant:
         chosen: list[Evidence] = []
         decisions = []
         vecs = self.embedder.embed_queries(list(parts))
+        def quoted(e: Evidence) -> bool:
+            return any(c.hit.article_id == e.hit.article_id and c.start == e.start for c in chosen)
+
         for part, pvec in zip(parts, vecs):
             v = np.asarray(pvec, dtype=np.float32) + np.asarray(qvec, dtype=np.float32)
             v /= np.linalg.norm(v) or 1.0
             ev, _ = self._read(part, lang, hits, v)
-            best = next((e for e in ev if not is_question(e.text)), None)
+            usable = [e for e in ev if not is_question(e.text)]
+            best = usable[0] if usable else None
+            if best is not None and quoted(best) and not best.typed:
+                # The sentence quoted for an earlier part lacks what this part asks for
+                # (a date, a number, a name…): the next one that has it, if nearly as likely.
+                best = next((e for e in usable[1:3] if e.typed and not quoted(e)
+                             and e.score >= self.config.second_quote_ratio * usable[0].score), best)
             d = self._decide(part, best, cross)
             decisions.append(d)
-            if not d.refuse and best is not None and not any(
-                    c.hit.article_id == best.hit.article_id and c.start == best.start for c in chosen):
+            if not d.refuse and best is not None and not quoted(best):
                 chosen.append(best)
         if not chosen:
             whole = self._read(question, lang, hits, qvec)[0]

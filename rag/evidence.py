@@ -48,6 +48,8 @@ class Evidence:
     score: float
     dense: float
     lexical: float
+    #: whether it holds the kind of answer asked (a date for "when", a number for "how many"…)
+    typed: bool = True
 
 
 class SentenceVectors:

@@ -20,7 +20,8 @@ def add_reader_parser(subparsers) -> None:
                     "calibrates them on held-out train pages, and writes the weights and their metrics.")
     t.add_argument("--piaf", type=Path, required=True, metavar="FILE", help="PIAF v1.0 (SQuAD format)")
     t.add_argument("--xquad", type=Path, nargs="*", default=[], metavar="FILE",
-                   help="XQuAD cross-lingual JSONL files, measured only (never trained on)")
+                   help="XQuAD cross-lingual JSONL files, measured (never trained on); the first also fits the four "
+                        "numbers of the cross-lingual combination, so the others are the unseen check")
     t.add_argument("--work", type=Path, default=Path("/tmp/rag-reader-work"), help="indexes and cached candidates")
     t.add_argument("--out", type=Path, default=_HERE, help="where the weights go (default: the package)")
     t.add_argument("--seed", type=int, default=0)

@@ -6,7 +6,7 @@ pair in one pass. None is installable offline, so we make one from the embedding
 model we already load: multilingual-e5-small's bottom layers are used as they are
 (shared with the embedder, no second copy in memory), its top layers are fine-tuned
 on PIAF (``rag reader train``) and shipped with a small head as
-``cross-v1.safetensors``: their difference from the base layers, int8 per row.
+``cross-v2.safetensors``: their difference from the base layers, int8 per row.
 
 It only scores the few candidates the feature reader ranks first, so a question
 costs one batched forward pass over a handful of short pairs.
@@ -25,7 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = Path(__file__).with_name("cross-v1.safetensors")
+WEIGHTS = Path(__file__).with_name("cross-v2.safetensors")
 MAX_TOKENS = 128
 #: the embedder this reader was trained on top of (its bottom layers are reused)
 BASE_MODEL = "multilingual-e5-small"

@@ -43,7 +43,9 @@ _KIND_PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((k, re.compile(p, re.
               r"\b(in|at|from) (which|what) (city|country|region|place|town|state|continent|location)\b|"
               r"\b(which|what) (city|country|region|place|town|state|continent|location)\b|"
               r"\ben qué (ciudad|país)\b|\bin welche[mr]? (stadt|land)\b)"),
-    ("who", r"\b(qui|à qui|de qui|par qui|quel(le)? (personne|homme|femme|joueur|joueuse|entreprise|société|"
+    ("who", r"\b(qui|à qui|de qui|par qui|comment s'appel(le|lent|ait|aient)|quel est (le|son|leur) nom|"
+            r"quels sont (les|leurs) noms|what (is|was|are|were) the names? of|what (is|was|are|were) (his|her|their) "
+            r"names?|quel(le)? (personne|homme|femme|joueur|joueuse|entreprise|société|"
             r"organisation|groupe|parti|équipe|club|ministre|président|présidente|pays)|"
             r"who|whom|whose|which (person|man|woman|player|company|organi[sz]ation|group|party|team|club|minister)|"
             r"quién|quiénes|wer|wem|wen)\b"),
@@ -227,3 +229,19 @@ def cosine_score(x: np.ndarray) -> np.ndarray:
     sentence and title (the baseline the reader is measured against, and its ordering base)."""
     return (0.75 * x[:, FEATURES.index("dense")] + 0.25 * x[:, FEATURES.index("chunk")]
             + 0.15 * x[:, FEATURES.index("lex_title")])
+
+
+def answer_type_match(x: np.ndarray) -> np.ndarray:
+    """1 where a candidate holds the kind of thing its question asks for, beyond what the
+    question already says (from a :func:`featurize` matrix): a date or year for *when*, a
+    new number for *how many*, a new name for *who*, a place or a new name for *where*, a
+    cause for *why*; 1 everywhere for the other kinds, which ask for no one type."""
+    col = {name: j for j, name in enumerate(FEATURES)}
+    if not len(x):
+        return np.zeros(0, dtype=np.float32)
+    needs = {"when": ("date", "year"), "count": ("numbers",), "who": ("names",), "where": ("place", "names"),
+             "why": ("cause",)}
+    for kind, props in needs.items():
+        if x[0, col[f"q_{kind}"]] > 0:
+            return np.max(np.stack([x[:, col[f"{kind}_x_{p}"]] for p in props]), axis=0).astype(np.float32)
+    return np.ones(len(x), dtype=np.float32)

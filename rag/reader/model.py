@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ConfigError
-from rag.reader.features import FEATURES, Candidate, cosine_score, featurize
+from rag.reader.features import FEATURES, Candidate, answer_type_match, cosine_score, featurize
 
 log = logging.getLogger(__name__)
 
@@ -106,22 +106,32 @@ def default_reader() -> Reader:
 
 
 class AnswerReader:
-    """The reader the assistant uses: the feature scorer ranks every candidate, the
-    cross-encoder (when the index's embedder is the e5 model it was trained on) reads
-    the ``top`` first ones with the question; a logistic combination of both logits,
-    calibrated on held-out questions, is the probability that a sentence answers.
+    """The reader the assistant uses. With the cross-encoder (when the index's embedder is
+    the e5 model it was trained on), the ``top`` candidates by the cosine score are read
+    together with the question, and a logistic combination, fitted on held-out questions,
+    of the cross-encoder's logit, the cosine score and whether the sentence holds the kind
+    of answer asked (:func:`~rag.reader.features.answer_type_match`) both orders them and
+    is the probability that a sentence answers. Without it, the feature scorer ranks alone.
 
     Args:
         features: the :class:`Reader` over :mod:`rag.reader.features`.
         cross: a :class:`~rag.reader.cross.CrossEncoder`, or None (features alone).
-        combine: ``(a, b, c)``: P = sigmoid(a * cross logit + b * feature logit + c).
+        combine: ``(a, b, d, k)``: P = sigmoid(a * cross logit + b * cosine score + d * type match + k)
+            for a question in the passages' language.
+        combine_cross: the same for a question in another language (the cross-encoder was
+            trained on French pairs only: its logits run lower across languages); defaults to ``combine``.
         top: how many candidates the cross-encoder reads.
     """
 
-    def __init__(self, features: Reader, cross=None, combine: Sequence[float] | None = None, top: int = 5):
+    def __init__(self, features: Reader, cross=None, combine: Sequence[float] | None = None, top: int = 6,
+                 combine_cross: Sequence[float] | None = None):
         self.features = features
         self.cross = cross
         self.combine = tuple(combine) if combine is not None else None
+        if self.combine is not None and len(self.combine) != 4:
+            raise ConfigError(f"the reader's combination has {len(self.combine)} weights, this version needs 4: "
+                              "retrain with `rag reader train`")
+        self.combine_cross = tuple(combine_cross) if combine_cross is not None else self.combine
         self.top = top
 
     @classmethod
@@ -131,54 +141,53 @@ class AnswerReader:
 
         cross = CrossEncoder.for_embedder(embedder)
         meta = load_meta() if cross is not None else {}
-        return cls(default_reader(), cross, meta.get("combine"), int(meta.get("top", 5)))
+        return cls(default_reader(), cross, meta.get("combine"), int(meta.get("top", 6)), meta.get("combine_cross"))
 
-    #: weight of the reader's logit next to the cosine score when ordering sentences (see :meth:`read`)
+    #: without the cross-encoder: weight of the feature scorer's logit next to the cosine score in the order
     RANK_WEIGHT = 0.015
 
     def read(self, question: str, q_lang: str, candidates: Sequence[Candidate], cross_lingual: bool
              ) -> tuple[np.ndarray, np.ndarray]:
-        """``(probabilities, order)``: P(answers) per candidate, and the score to order them by.
+        """``(probabilities, order)``: P(answers) per candidate, and the score to order them by
+        (higher first; ``-inf`` for a sentence that is itself a question, which never answers).
 
-        The order is the previous answer stage's cosine score (0.75 sentence + 0.25 chunk
-        cosine + 0.15 lexical overlap) plus a small weight of the reader's logit. Measured
-        on PIAF dev and XQuAD (README), the reader alone beats that cosine score on French
-        questions but not across languages; together they beat both on the news gold set.
+        The candidates the cross-encoder read come first, in the order of the combined
+        logit; the others follow in cosine order, with half the lowest probability read.
         """
-        if not candidates:
-            empty = np.zeros(0, dtype=np.float32)
-            return empty, empty
-        x = featurize(question, q_lang, candidates, cross_lingual)
-        p = self._probabilities(question, candidates, x)
-        base = cosine_score(x)
-        q = np.clip(p, 1e-6, 1 - 1e-6)
-        order = base + self.RANK_WEIGHT * np.log(q / (1 - q))
-        order = np.where(p <= 0, -np.inf, order)  # questions never answer
+        p, order, _ = self.read_typed(question, q_lang, candidates, cross_lingual)
         return p, order
 
-    def score(self, question: str, q_lang: str, candidates: Sequence[Candidate], cross_lingual: bool) -> np.ndarray:
-        """P(answers) for each candidate; the ``top`` read by the cross-encoder rank above the rest."""
+    def read_typed(self, question: str, q_lang: str, candidates: Sequence[Candidate], cross_lingual: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`read`, and whether each candidate holds the kind of answer asked
+        (:func:`~rag.reader.features.answer_type_match`)."""
         if not candidates:
-            return np.zeros(0, dtype=np.float32)
-        return self._probabilities(question, candidates, featurize(question, q_lang, candidates, cross_lingual))
-
-    def _probabilities(self, question: str, candidates: Sequence[Candidate], x: np.ndarray) -> np.ndarray:
-        # A sentence that is itself a question never answers one (its successor may).
+            empty = np.zeros(0, dtype=np.float32)
+            return empty, empty, empty
+        x = featurize(question, q_lang, candidates, cross_lingual)
         asks = x[:, FEATURES.index("is_question")] > 0
-        logits = self.features.logits(x)
-        p_features = self.features.probabilities_of_logits(logits)
+        base = cosine_score(x)
+        typed = answer_type_match(x)
         if self.cross is None or self.combine is None:
-            return np.where(asks, 0.0, p_features).astype(np.float32)
+            p = np.where(asks, 0.0, self.features.probabilities(x)).astype(np.float32)
+            q = np.clip(p, 1e-6, 1 - 1e-6)
+            order = np.where(asks, -np.inf, base + self.RANK_WEIGHT * np.log(q / (1 - q)))
+            return p, order, typed
         from rag.reader.cross import pair
 
-        f = np.where(asks, -1e9, logits)
-        order = [i for i in np.argsort(-f, kind="stable")[: self.top] if not asks[i]]
-        if not order:
-            return np.zeros(len(candidates), dtype=np.float32)
-        c = self.cross.logits([pair(question, candidates[i].hit.title, candidates[i].text) for i in order])
-        a, b, k = self.combine
-        p = 1.0 / (1.0 + np.exp(-np.clip(a * c + b * f[order] + k, -30, 30)))
-        out = np.where(asks, 0.0, p_features * 0.5)
-        out = np.minimum(out, float(p.min()) * 0.999)  # the cross-read candidates stay first
-        out[order] = p
-        return out.astype(np.float32)
+        read = [int(i) for i in np.argsort(-np.where(asks, -np.inf, base), kind="stable")[: self.top] if not asks[i]]
+        if not read:
+            return np.zeros(len(candidates), dtype=np.float32), np.full(len(candidates), -np.inf), typed
+        c = self.cross.logits([pair(question, candidates[i].hit.title, candidates[i].text) for i in read])
+        a, b, d, k = self.combine_cross if cross_lingual else self.combine
+        z = a * c + b * base[read] + d * typed[read] + k
+        p_read = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        p = np.where(asks, 0.0, float(p_read.min()) * 0.5)
+        order = np.where(asks, -np.inf, float(z.min()) - 1.0 + (base - 2.0) * 1e-3)
+        p[read] = p_read
+        order[read] = z
+        return p.astype(np.float32), order, typed
+
+    def score(self, question: str, q_lang: str, candidates: Sequence[Candidate], cross_lingual: bool) -> np.ndarray:
+        """P(answers) for each candidate (see :meth:`read`)."""
+        return self.read(question, q_lang, candidates, cross_lingual)[0]
