@@ -142,7 +142,7 @@ class AnswerConfig:
     # The reader's calibrated probability that the sentence it would quote answers the
     # question: the thresholds that best separate (balanced accuracy) answerable questions from
     # near misses (answer passage left out, the rest of the page kept), fitted by `rag reader
-    # train` (rag/reader/cross-v2.json): same language on 664 held-out PIAF train-page questions
+    # train` (rag/reader/cross-v2.json): same language on 409 held-out PIAF train-page questions
     # (89 % kept, 77 % refused), across languages on XQuAD en->es (81 % kept, 85 % refused).
     refusal_threshold: float = 0.107
     #: the same, when the question and the best sentence are in different languages
