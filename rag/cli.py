@@ -354,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was committed is saved; run the same command again to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output left (`rag ask … | head`): not an error of ours.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

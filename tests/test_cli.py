@@ -96,3 +96,19 @@ def test_question_starting_with_a_dash_says_to_use_double_dash(tmp_path, capsys)
         main(["ask", "-inflation?", "--index", str(tmp_path)])
     assert exc.value.code == 2
     assert "after '--'" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_is_no_error(tmp_path, seed_dir):
+    """`rag index list | head -1`: the reader leaves early; rag exits 0 without a traceback."""
+    import subprocess
+    import sys
+
+    idx = str(tmp_path / "idx")
+    assert main(["index", "add", str(seed_dir), "--index", idx, "--embedder", "hash", "-q"]) == 0
+    code = ("import sys; from rag.cli import main; sys.stdout.close = lambda: None; "
+            "sys.exit(main(['index', 'list', '--index', sys.argv[1], '--json']))")
+    p = subprocess.Popen([sys.executable, "-c", code, idx], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # nobody reads: the first write raises BrokenPipeError in the child
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0, err
+    assert "Traceback" not in err
