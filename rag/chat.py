@@ -291,7 +291,10 @@ class Assistant:
         for aid in dict.fromkeys(article_ids):
             a = store.get_article(aid)
             if a is not None:
-                out.append(f"{a.title} {a.text}")
+                # News seldom writes the year of what it reports: its date says it. A question
+                # naming "2018" about an article of 2018 names nothing the article lacks.
+                year = re.match(r"\d{4}", a.date or "")
+                out.append(f"{a.title} {a.text}" + (f" {year.group()}" if year else ""))
         return out
 
     def _decide(self, question: str, best: Evidence | None, cross: bool) -> Decision:
