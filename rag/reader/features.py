@@ -245,3 +245,10 @@ def answer_type_match(x: np.ndarray) -> np.ndarray:
         if x[0, col[f"q_{kind}"]] > 0:
             return np.max(np.stack([x[:, col[f"{kind}_x_{p}"]] for p in props]), axis=0).astype(np.float32)
     return np.ones(len(x), dtype=np.float32)
+
+
+def combination_logit(combine, cross_logit, cosine, type_match):
+    """The reader's combined logit, ``a * cross logit + b * cosine score + d * type match + k``
+    for ``combine = (a, b, d, k)``: one definition for training (its fit) and query time."""
+    a, b, d, k = combine
+    return a * cross_logit + b * cosine + d * type_match + k

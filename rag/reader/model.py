@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ConfigError
-from rag.reader.features import FEATURES, Candidate, answer_type_match, cosine_score, featurize
+from rag.reader.features import FEATURES, Candidate, answer_type_match, combination_logit, cosine_score, featurize
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,7 @@ class AnswerReader:
         if not read:
             return np.zeros(len(candidates), dtype=np.float32), np.full(len(candidates), -np.inf), typed
         c = self.cross.logits([pair(question, candidates[i].hit.title, candidates[i].text) for i in read])
-        a, b, d, k = self.combine_cross if cross_lingual else self.combine
-        z = a * c + b * base[read] + d * typed[read] + k
+        z = combination_logit(self.combine_cross if cross_lingual else self.combine, c, base[read], typed[read])
         p_read = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
         p = np.where(asks, 0.0, float(p_read.min()) * 0.5)
         order = np.where(asks, -np.inf, float(z.min()) - 1.0 + (base - 2.0) * 1e-3)

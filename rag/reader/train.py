@@ -357,13 +357,15 @@ def fit_combination(items, scores, *, l2: float = 1e-3, listwise: float = 1.0) -
     since the same logit orders them), L2 on the two weights that are not scale-bound."""
     from scipy.optimize import minimize
 
+    from rag.reader.features import combination_logit
+
     rows = _combination_inputs(items, scores)
     c, b, t, y = (np.concatenate([r[j] for r in rows]) for j in range(4))
     bounds = np.cumsum([0] + [len(r[0]) for r in rows])
     answered = [(bounds[i], bounds[i + 1]) for i, r in enumerate(rows) if r[3].any()]
 
     def nll(p):
-        z = np.clip(p[0] * c + p[1] * b + p[2] * t + p[3], -30, 30)
+        z = np.clip(combination_logit(p, c, b, t), -30, 30)
         loss = float(np.mean(np.logaddexp(0, z) - y * z)) + l2 * float(p[0] ** 2 + p[2] ** 2)
         if listwise and answered:
             lw = [-float((z[i:j] - np.logaddexp.reduce(z[i:j])) @ (y[i:j] / y[i:j].sum())) for i, j in answered]
@@ -375,8 +377,9 @@ def fit_combination(items, scores, *, l2: float = 1e-3, listwise: float = 1.0) -
 
 
 def combined(items, scores, combine) -> list[np.ndarray]:
-    a, b, d, k = combine
-    return [1 / (1 + np.exp(-np.clip(a * c + b * base + d * t + k, -30, 30)))
+    from rag.reader.features import combination_logit
+
+    return [1 / (1 + np.exp(-np.clip(combination_logit(combine, c, base, t), -30, 30)))
             for c, base, t, _ in _combination_inputs(items, scores)]
 
 
