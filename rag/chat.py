@@ -280,10 +280,16 @@ class Assistant:
             return None, decision
         chosen = [best]
         if not best.typed:
-            more = [ev for ev in usable[1:3] if ev.typed and ev.score >= self.config.second_quote_ratio * best.score
-                    and not (ev.hit.article_id == best.hit.article_id and ev.start < best.end and best.start < ev.end)]
-            chosen += more[:1]
+            more = self._typed_runner_up(usable, lambda ev: ev.hit.article_id == best.hit.article_id
+                                         and ev.start < best.end and best.start < ev.end)
+            chosen += [more] if more is not None else []
         return self.extractive.quote(chosen, lang), decision
+
+    def _typed_runner_up(self, usable: Sequence[Evidence], taken) -> Evidence | None:
+        """The first of the two sentences after ``usable[0]`` that holds the kind of answer
+        asked, is not ``taken``, and is at least ``second_quote_ratio`` as likely as the first."""
+        floor = self.config.second_quote_ratio * usable[0].score
+        return next((ev for ev in usable[1:3] if ev.typed and ev.score >= floor and not taken(ev)), None)
 
     def _article_texts(self, article_ids) -> list[str]:
         store = self.retriever.index.store
@@ -319,8 +325,7 @@ class Assistant:
             if best is not None and quoted(best) and not best.typed:
                 # The sentence quoted for an earlier part lacks what this part asks for
                 # (a date, a number, a name…): the next one that has it, if nearly as likely.
-                best = next((e for e in usable[1:3] if e.typed and not quoted(e)
-                             and e.score >= self.config.second_quote_ratio * usable[0].score), best)
+                best = self._typed_runner_up(usable, quoted) or best
             d = self._decide(part, best, cross)
             decisions.append(d)
             if not d.refuse and best is not None and not quoted(best):
