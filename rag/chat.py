@@ -161,7 +161,7 @@ class Assistant:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         question, k, filters = validate(question, self.config.k if k is None else k, filters)
-        lang = detect_language(question)
+        lang = self.retriever.index.query_language(question)
         if self.retriever.index.store.counts()[1] == 0:
             raise InputError("the index has no articles yet: add some with `rag index add PATH` (or the Library tab)")
         if not previous_questions(history) and followup.needs_referent(question, lang):

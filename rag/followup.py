@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.analysis import STOPWORDS, detect_language, terms, words
+from rag.analysis import STOPWORDS, language_scores, terms, words
 
 __all__ = ["clarify_message", "is_follow_up", "needs_referent", "standalone"]
 
@@ -226,12 +226,18 @@ def clarify_message(lang: str) -> str:
 
 
 # Short French questions can hold no stop word at all ("Qu'en pense-t-il ?"), and then
-# detect_language falls back to English.
+# the language guess falls back to English.
 _FRENCH_CUES = re.compile(r"\b(?:qu|l|d|n|s|j|c)'|-t-(?:il|elle|on)\b|\w-(?:il|elle|ils|elles)\b", re.IGNORECASE)
 
 
 def _language(question: str) -> str:
-    lang = detect_language(question)
+    scores = language_scores(question)
+    lang = max(scores, key=scores.get) if scores else "en"
+    if lang not in _ANAPHORS:
+        # The rules below exist for a few languages: a short question the identifier
+        # gives to a neighbour ("Qui la dirige ?": Catalan) takes the likeliest of them.
+        ours = {k: v for k, v in scores.items() if k in _ANAPHORS}
+        lang = max(ours, key=ours.get) if ours else "en"
     if lang == "en" and _FRENCH_CUES.search(question.replace("’", "'")) and not (
             set(w.casefold() for w in words(question)) & STOPWORDS["en"]):
         return "fr"

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.analysis import ANALYZER
 from rag.config import Config
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from rag.fsutil import atomic_write_json, fsync_dir, try_write_lock, write_lock
@@ -111,6 +112,7 @@ class Index:
         self._chunker = None
         self._lexical = None
         self._lexical_gen = -1
+        self._language_shares: tuple[int, dict[str, float]] | None = None
         self._lock = threading.RLock()
 
     # -- opening ----------------------------------------------------------
@@ -180,6 +182,12 @@ class Index:
                 f"the index at {path} was chunked by {splitter!r}, this version chunks by {SPLITTER!r}: "
                 f"run `rag index rebuild --index {path}`"
             )
+        analyzer = manifest.get("chunking", {}).get("analyzer")
+        if analyzer != ANALYZER and check_format:
+            # Still usable (vectors are unaffected); BM25 matches a little less well until re-analyzed.
+            log.warning("the index at %s has BM25 terms from analyzer %s, this version analyzes with %s: "
+                        "`rag index rebuild --index %s` re-analyzes them (no re-embedding)",
+                        path, analyzer or "terms-v1", ANALYZER, path)
         store = Store(path / DB_NAME)
         built = BuildSettings(**store.get_meta("settings"))
         base = config or Config(index_dir=path)
@@ -504,7 +512,8 @@ class Index:
             "updated": _now(),
             "embedder": emb or {"name": settings.embedder, "dim": self.vectors_dim},
             "chunking": {"size": settings.chunk_size, "overlap": settings.chunk_overlap, "unit": "model tokens",
-                         "splitter": SPLITTER, "title_prefix": True},
+                         "splitter": SPLITTER, "title_prefix": True,
+                         "analyzer": ANALYZER},
             "faiss": {"kind": settings.faiss_index, "metric": "inner_product", "hnsw_m": settings.hnsw_m,
                       "file": vectors_filename(self.store.generation)},
             "sentence_vectors": {"dtype": self.store.sentence_dtype.name,
@@ -531,6 +540,25 @@ class Index:
             "updated": self.manifest.get("updated"),
             "checksum": self.manifest.get("checksum"),
         }
+
+    def language_shares(self) -> dict[str, float]:
+        """The share of each language among the indexed articles (cached per store generation).
+
+        The prior that decides the language of very short queries (:func:`rag.analysis.detect_language`).
+        """
+        gen = self.store.generation
+        cached = self._language_shares
+        if cached is None or cached[0] != gen:
+            counts = self.store.language_counts()
+            total = sum(counts.values())
+            cached = self._language_shares = (gen, {k: n / total for k, n in counts.items()} if total else {})
+        return cached[1]
+
+    def query_language(self, text: str) -> str:
+        """The language of a question or query, the indexed articles' languages breaking ties."""
+        from rag.analysis import detect_language
+
+        return detect_language(text, prior=self.language_shares())
 
     def get_article(self, article_id: str) -> Article | None:
         return self.store.get_article(article_id)
@@ -562,6 +590,10 @@ class Index:
             old.manifest.get("format_version") == FORMAT_VERSION)
         if same_chunks and wanted.embeds_like(built):
             with write_lock(path):
+                if old.manifest.get("chunking", {}).get("analyzer") != ANALYZER:
+                    log.info("re-analyzing BM25 terms and languages with %s", ANALYZER)
+                    old.store.reanalyze()
+                    old._lexical = None
                 old.store.set_meta("settings", wanted.__dict__)
                 old.config = old.config.with_(faiss_index=config.faiss_index, hnsw_m=config.hnsw_m,
                                               hnsw_ef_search=config.hnsw_ef_search)

@@ -166,7 +166,7 @@ class Retriever:
         pool = list(dense_ids)
         weight = 0.0
         if self.mode != "dense":
-            lang = detect_language(text)
+            lang = index.query_language(text)
             q_terms = terms(text, lang)
             lexical = index.lexical
             scores = lexical.scores(q_terms)

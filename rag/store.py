@@ -257,6 +257,12 @@ class Store:
             c = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return int(a), int(c)
 
+    def language_counts(self) -> dict[str, int]:
+        """How many articles each detected language has (articles of unknown language left out)."""
+        with self._lock:
+            rows = self._db.execute("SELECT lang, count(*) FROM articles WHERE lang IS NOT NULL GROUP BY lang").fetchall()
+        return {str(lang): int(n) for lang, n in rows}
+
     def sentence_count(self, kind: str = "title") -> int:
         """How many sentence vectors of ``kind`` are stored."""
         with self._lock:
@@ -504,6 +510,39 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         return ids
+
+    def reanalyze(self, batch: int = 500) -> int:
+        """Detect every article's language and analyze its chunks' BM25 terms again.
+
+        For an index whose terms came from an older analyzer (``rag.analysis.ANALYZER``):
+        texts, offsets and vectors stay as they are, so nothing is re-embedded. One
+        transaction: an interruption leaves the old terms. Returns the articles done.
+        """
+        from rag.analysis import detect_language, terms as analyze
+        from rag.chunking import embedding_text
+
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [r[0] for r in self._db.execute("SELECT id FROM articles ORDER BY id")]
+                for i in range(0, len(ids), batch):
+                    part = ids[i : i + batch]
+                    marks = ",".join("?" * len(part))
+                    arts = self._db.execute(f"SELECT id, title, text FROM articles WHERE id IN ({marks})", part).fetchall()
+                    langs = {aid: detect_language(title + "\n" + text[:3000]) for aid, title, text in arts}
+                    texts = {aid: (title, text) for aid, title, text in arts}
+                    self._db.executemany("UPDATE articles SET lang = ? WHERE id = ?", [(v, k) for k, v in langs.items()])
+                    rows = self._db.execute(
+                        f"SELECT id, article_id, start, end FROM chunks WHERE article_id IN ({marks})", part).fetchall()
+                    self._db.executemany("UPDATE chunks SET terms = ? WHERE id = ?", [
+                        (" ".join(analyze(embedding_text(texts[aid][0], texts[aid][1][st:en]), langs[aid])), cid)
+                        for cid, aid, st, en in rows])
+                self._bump_generation()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(ids)
 
     def _bump_generation(self) -> None:
         g = self.generation + 1
