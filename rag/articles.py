@@ -45,7 +45,7 @@ MAX_FIELD_CHARS = 2_000
 NO_TEXT = "record has no text (expected a non-empty 'text' or 'article' field)"
 _BODY_FIELDS = ("text", "article", "body", "content")
 _LIST_KEYS = ("articles", "data", "records")
-_OPTIONAL_FIELDS = ("date", "source", "url", "heading")
+_OPTIONAL_FIELDS = ("date", "source", "url", "heading", "author")
 
 _MB = 1024 * 1024
 _SNIFF_BYTES = 8192
@@ -508,7 +508,7 @@ def article_from_record(rec: dict, *, origin: str) -> Article:
     The title is ``title``; the body is the first non-empty of ``text``, ``article``,
     ``body``, ``content``. Optional: ``id`` (string or integer; an empty one counts as
     absent, and then the id is a hash of title and text), ``date``, ``source``, ``url``,
-    ``heading`` (strings or null). Other fields are ignored.
+    ``heading``, ``author`` (strings or null). Other fields are ignored.
 
     Raises:
         InputError: the record is not an object, lacks a title or text, or has a field
@@ -737,17 +737,18 @@ def _make_article(
     source: str | None = None,
     url: str | None = None,
     heading: str | None = None,
+    author: str | None = None,
     origin: str | None = None,
     max_chars: int,
 ) -> Article:
     for name, value in (("title", title), ("text", text), ("id", article_id), ("date", date),
-                        ("source", source), ("url", url), ("heading", heading)):
+                        ("source", source), ("url", url), ("heading", heading), ("author", author)):
         if value is None:
             continue
         if _SURROGATE.search(value):
             raise InputError(f"'{name}' holds a lone surrogate escape (such as \\ud800), which is not a "
                              "character; fix the export that wrote it")
-        if name in ("date", "source", "url") and len(value) > MAX_FIELD_CHARS:
+        if name in ("date", "source", "url", "author") and len(value) > MAX_FIELD_CHARS:
             raise InputError(f"'{name}' is {len(value):,} characters, longer than the {MAX_FIELD_CHARS:,} limit")
     title = " ".join(_clean(title).split())
     text = _LEADING_BLANK_LINES.sub("", _strip_markup(_clean(text))).rstrip()
@@ -774,4 +775,5 @@ def _make_article(
         url=url,
         heading=heading,
         origin=origin,
+        author=_clean_line(author),
     )
