@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rag.errors import ConfigError, InputError
-from rag.htmltext import extract
+from rag.htmltext import extract, extract_all
 from rag.types import Article, RecordProblem, content_id, normalize_text
 
 logger = logging.getLogger(__name__)
@@ -587,20 +587,22 @@ def article_from_text(
                          max_chars=_DEFAULT_LIMITS.max_article_chars)
 
 
-def html_to_article(html: str, *, origin: str) -> Article:
+def html_to_article(html: str, *, origin: str, main_text: bool = True) -> Article:
     """Build an article from an HTML page (see :func:`rag.htmltext.extract`).
 
-    Without a title element, the first paragraph is the title. A first paragraph that
-    repeats the title (the page's ``<h1>``) is left out of the body.
+    The body is the article's main text (``main_text=False``: all of the page's text,
+    clutter included; see :func:`rag.htmltext.extract_all`). Without a title element,
+    the first paragraph is the title. A first paragraph that repeats the title (the
+    page's ``<h1>``) is left out of the body. The site name is the article's ``source``.
 
     Raises:
         InputError: the page has no text, or no text besides its title.
     """
-    return _html_article(html, origin=origin, max_chars=_DEFAULT_LIMITS.max_article_chars)
+    return _html_article(html, origin=origin, max_chars=_DEFAULT_LIMITS.max_article_chars, main_text=main_text)
 
 
-def _html_article(html: str, *, origin: str, max_chars: int) -> Article:
-    doc = extract(html)
+def _html_article(html: str, *, origin: str, max_chars: int, main_text: bool = True) -> Article:
+    doc = extract(html) if main_text else extract_all(html)
     paragraphs = doc.text.split("\n\n") if doc.text else []
     if not paragraphs:
         raise InputError("page has no text (none left after removing scripts, styles and navigation)")
@@ -612,7 +614,7 @@ def _html_article(html: str, *, origin: str, max_chars: int) -> Article:
     if not paragraphs:
         raise InputError("page has no body text after the title")
     return _make_article(title, "\n\n".join(paragraphs), date=doc.date, source=doc.source,
-                         url=doc.url, origin=origin, max_chars=max_chars)
+                         url=doc.url, author=doc.author, origin=origin, max_chars=max_chars)
 
 
 def _same_words(a: str, b: str) -> bool:
