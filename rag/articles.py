@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rag.errors import ConfigError, InputError
-from rag.htmltext import extract
+from rag.htmltext import extract, extract_all
 from rag.types import Article, RecordProblem, content_id, normalize_text
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ MAX_FIELD_CHARS = 2_000
 NO_TEXT = "record has no text (expected a non-empty 'text' or 'article' field)"
 _BODY_FIELDS = ("text", "article", "body", "content")
 _LIST_KEYS = ("articles", "data", "records")
-_OPTIONAL_FIELDS = ("date", "source", "url", "heading")
+_OPTIONAL_FIELDS = ("date", "source", "url", "heading", "author")
 
 _MB = 1024 * 1024
 _SNIFF_BYTES = 8192
@@ -508,7 +508,7 @@ def article_from_record(rec: dict, *, origin: str) -> Article:
     The title is ``title``; the body is the first non-empty of ``text``, ``article``,
     ``body``, ``content``. Optional: ``id`` (string or integer; an empty one counts as
     absent, and then the id is a hash of title and text), ``date``, ``source``, ``url``,
-    ``heading`` (strings or null). Other fields are ignored.
+    ``heading``, ``author`` (strings or null). Other fields are ignored.
 
     Raises:
         InputError: the record is not an object, lacks a title or text, or has a field
@@ -587,20 +587,22 @@ def article_from_text(
                          max_chars=_DEFAULT_LIMITS.max_article_chars)
 
 
-def html_to_article(html: str, *, origin: str) -> Article:
+def html_to_article(html: str, *, origin: str, main_text: bool = True) -> Article:
     """Build an article from an HTML page (see :func:`rag.htmltext.extract`).
 
-    Without a title element, the first paragraph is the title. A first paragraph that
-    repeats the title (the page's ``<h1>``) is left out of the body.
+    The body is the article's main text (``main_text=False``: all of the page's text,
+    clutter included; see :func:`rag.htmltext.extract_all`). Without a title element,
+    the first paragraph is the title. A first paragraph that repeats the title (the
+    page's ``<h1>``) is left out of the body. The site name is the article's ``source``.
 
     Raises:
         InputError: the page has no text, or no text besides its title.
     """
-    return _html_article(html, origin=origin, max_chars=_DEFAULT_LIMITS.max_article_chars)
+    return _html_article(html, origin=origin, max_chars=_DEFAULT_LIMITS.max_article_chars, main_text=main_text)
 
 
-def _html_article(html: str, *, origin: str, max_chars: int) -> Article:
-    doc = extract(html)
+def _html_article(html: str, *, origin: str, max_chars: int, main_text: bool = True) -> Article:
+    doc = extract(html) if main_text else extract_all(html)
     paragraphs = doc.text.split("\n\n") if doc.text else []
     if not paragraphs:
         raise InputError("page has no text (none left after removing scripts, styles and navigation)")
@@ -612,7 +614,7 @@ def _html_article(html: str, *, origin: str, max_chars: int) -> Article:
     if not paragraphs:
         raise InputError("page has no body text after the title")
     return _make_article(title, "\n\n".join(paragraphs), date=doc.date, source=doc.source,
-                         url=doc.url, origin=origin, max_chars=max_chars)
+                         url=doc.url, author=doc.author, origin=origin, max_chars=max_chars)
 
 
 def _same_words(a: str, b: str) -> bool:
@@ -737,17 +739,18 @@ def _make_article(
     source: str | None = None,
     url: str | None = None,
     heading: str | None = None,
+    author: str | None = None,
     origin: str | None = None,
     max_chars: int,
 ) -> Article:
     for name, value in (("title", title), ("text", text), ("id", article_id), ("date", date),
-                        ("source", source), ("url", url), ("heading", heading)):
+                        ("source", source), ("url", url), ("heading", heading), ("author", author)):
         if value is None:
             continue
         if _SURROGATE.search(value):
             raise InputError(f"'{name}' holds a lone surrogate escape (such as \\ud800), which is not a "
                              "character; fix the export that wrote it")
-        if name in ("date", "source", "url") and len(value) > MAX_FIELD_CHARS:
+        if name in ("date", "source", "url", "author") and len(value) > MAX_FIELD_CHARS:
             raise InputError(f"'{name}' is {len(value):,} characters, longer than the {MAX_FIELD_CHARS:,} limit")
     title = " ".join(_clean(title).split())
     text = _LEADING_BLANK_LINES.sub("", _strip_markup(_clean(text))).rstrip()
@@ -774,4 +777,5 @@ def _make_article(
         url=url,
         heading=heading,
         origin=origin,
+        author=_clean_line(author),
     )

@@ -1,9 +1,16 @@
-"""Plain text and metadata from an HTML page, with the standard library's parser.
+"""Plain text and metadata from an HTML page.
+
+:func:`extract` keeps the article's main text, found by trafilatura
+(:mod:`rag.htmlmain`), and the metadata the page states (:mod:`rag.htmlmeta`).
+When trafilatura finds no main text (a fragment, a tiny page), it falls back to
+:func:`extract_all`: every visible text of the page, with the standard library's
+parser, minus scripts, styles and the elements that are always page chrome.
 
 The output is plain text only: tags, attributes (so event handlers), scripts and
-styles never reach it, and nothing in the page is ever run. The parser is lenient
-by design, because saved news pages are often malformed: unclosed tags, stray
-closing tags and unclosed comments all give a best-effort result, never an error.
+styles never reach it, and nothing in the page is ever run. Both parsers are
+lenient by design, because saved news pages are often malformed: unclosed tags,
+stray closing tags and unclosed comments all give a best-effort result, never an
+error.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import logging
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+
+from rag import htmlmeta
+from rag.htmlmain import MainText, main_text
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +59,29 @@ _VOID_TAGS = frozenset(
 
 
 _UNTERMINATED = re.compile(r"<[a-zA-Z/!?]")
+# JSON-LD blocks read from one page; news pages have one to three.
+_MAX_JSONLD = 20
+#: Below this much visible text (the standard-library reading), a page is a fragment and is
+#: read whole: any saved news page has more, from its menus and footer alone.
+FRAGMENT_CHARS = 500
 
 
 @dataclass(frozen=True)
 class HtmlDoc:
-    """What :func:`extract` found in a page; ``text`` has paragraphs separated by blank lines."""
+    """What :func:`extract` found in a page; ``text`` has paragraphs separated by blank lines.
+
+    ``source`` is the site's name; ``author`` the author names, joined with ``"; "``;
+    ``date`` the publication date as the page writes it; ``main_text`` is False when the
+    text is the whole page's (trafilatura found no main text).
+    """
 
     title: str | None
     text: str
     date: str | None = None
     url: str | None = None
     source: str | None = None
+    author: str | None = None
+    main_text: bool = False
 
 
 def _squash(s: str) -> str:
@@ -83,6 +105,8 @@ class _TextParser(HTMLParser):
         self.meta: dict[str, str] = {}
         self.time_datetime: str | None = None
         self.canonical: str | None = None
+        self.jsonld: list[str] = []
+        self._jsonld: list[str] | None = None
 
     # -- structure ---------------------------------------------------------
 
@@ -103,6 +127,8 @@ class _TextParser(HTMLParser):
                 self._break()
             return
         skip = tag in SKIP_TAGS or not SKIP_ROLES.isdisjoint(a.get("role", "").lower().split())
+        if tag == "script" and "ld+json" in a.get("type", "").lower() and len(self.jsonld) < _MAX_JSONLD:
+            self._jsonld = []  # read as data by rag.htmlmeta, never as text
         self._stack.append((tag, skip))
         if skip:
             self._skipping += 1
@@ -140,6 +166,9 @@ class _TextParser(HTMLParser):
                 break
 
     def _close(self, tag: str, skip: bool) -> None:
+        if tag == "script" and self._jsonld is not None:
+            self.jsonld.append("".join(self._jsonld))
+            self._jsonld = None
         if skip:
             self._skipping -= 1
             return
@@ -157,6 +186,8 @@ class _TextParser(HTMLParser):
             self._current.append(" ")
 
     def handle_data(self, data: str) -> None:
+        if self._jsonld is not None:
+            self._jsonld.append(data)
         if self._skipping:
             return
         if self._in_title:
@@ -203,12 +234,21 @@ class _TextParser(HTMLParser):
         return _squash("".join(self._h1)) if self._h1 else None
 
 
-def extract(html: str) -> HtmlDoc:
-    """Read the title, body text and metadata of an HTML page.
+def _parse(html: str) -> _TextParser:
+    parser = _TextParser()
+    parser.feed(html)
+    parser.close()
+    return parser
 
-    The title is the page's ``og:title``, else its ``<title>``, else its first ``<h1>``
-    (``None`` when it has none of them). Block elements become paragraph breaks and
-    whitespace inside a paragraph is collapsed.
+
+def extract_all(html: str) -> HtmlDoc:
+    """Read the title, all the visible text and the metadata of an HTML page, standard library only.
+
+    The title is the page's ``og:title``, else its JSON-LD headline, else its ``<title>``,
+    else its first ``<h1>`` (``None`` when it has none of them); the other metadata are
+    read as by :func:`extract`. Block elements become paragraph breaks and
+    whitespace inside a paragraph is collapsed. Unlike :func:`extract`, this keeps page
+    clutter that is not marked up as chrome (cookie banners, "most read" lists, comments).
 
     Args:
         html: the page's source, already decoded.
@@ -216,21 +256,97 @@ def extract(html: str) -> HtmlDoc:
     Returns:
         An :class:`HtmlDoc`; ``text`` is ``""`` for a page with no visible text.
     """
-    parser = _TextParser()
-    parser.feed(html)
-    parser.close()
+    parser = _parse(html)
+    return _doc(parser, parser.paragraphs())
+
+
+def _jsonld(parser: _TextParser) -> htmlmeta.JsonLdArticle:
+    return htmlmeta.jsonld_article(parser.jsonld) if parser.jsonld else htmlmeta.JsonLdArticle()
+
+
+def _doc(parser: _TextParser, paragraphs: list[str], m: MainText | None = None,
+         ld: htmlmeta.JsonLdArticle | None = None) -> HtmlDoc:
     meta = parser.meta
-    title = _squash(meta.get("og:title", "")) or parser.title_text() or parser.h1_text()
-    date = (
-        meta.get("article:published_time")
-        or meta.get("datepublished")
-        or parser.time_datetime
-        or None
-    )
+    ld = ld or _jsonld(parser)
+    site = _squash(meta.get("og:site_name", "")) or ld.site or None
+    title = _squash(meta.get("og:title", "")) or ld.headline
+    if not title and m is not None:
+        # A page's only <h1> is its headline; a <title> often adds the site's name to it.
+        page_title = parser.title_text()
+        title = m.h1 or (_title_from_tag(page_title, paragraphs[:4], site) if page_title else None)
+    title = title or parser.title_text() or parser.h1_text()
+    date = htmlmeta.meta_date(meta) or ld.date or parser.time_datetime or (m.date if m else None)
+    author = ld.author or htmlmeta.meta_author(meta)
+    if author is None and m is not None:
+        byline = m.author or next((p for p in paragraphs[:4] if len(p) <= 150 and _BYLINE.match(p)), None)
+        author = htmlmeta.byline_names(byline) if byline else None
     return HtmlDoc(
         title=title or None,
-        text="\n\n".join(parser.paragraphs()),
+        text="\n\n".join(paragraphs),
         date=date,
-        url=parser.canonical or meta.get("og:url") or None,
-        source=_squash(meta.get("og:site_name", "")) or None,
+        url=parser.canonical or meta.get("og:url") or ld.url or None,
+        source=site,
+        author=author,
+        main_text=m is not None,
     )
+
+
+_TITLE_SEPARATOR = re.compile(r"\s+(?:\||::|–|—|-|·|•|»|/)\s+")
+_BYLINE = re.compile(r"(?:par|by)\s+[A-ZÀ-Þ]", re.IGNORECASE)
+
+
+def _title_from_tag(title: str, first_paragraphs: list[str], site: str | None) -> str:
+    """The headline in a ``<title>`` that adds the site's name ("Titre | Le Journal").
+
+    The part the page repeats as a heading wins; else a part equal to the site's name is
+    dropped. " : " is not a separator: French headlines use it ("Lyon : le tribunal...").
+    """
+    parts = [p for p in _TITLE_SEPARATOR.split(title) if p.strip()]
+    if len(parts) < 2:
+        return title
+    seen = {" ".join(p.split()).casefold() for p in first_paragraphs}
+    for part in parts:
+        if len(part.split()) >= 2 and " ".join(part.split()).casefold() in seen:
+            return part
+    if site:
+        kept = [p for p in parts if p.casefold() != site.casefold()]
+        if 0 < len(kept) < len(parts):
+            return " - ".join(kept) if len(kept) > 1 else kept[0]
+    return title
+
+
+def extract(html: str) -> HtmlDoc:
+    """Read the title, the article's main text and the metadata of an HTML page.
+
+    The main text is trafilatura's (:func:`rag.htmlmain.main_text`): the article's own
+    paragraphs, without banners, menus, related-article lists, comments or paywall
+    prompts. When it finds none, and for a page with less than ``FRAGMENT_CHARS`` of
+    visible text (a fragment, which has no clutter to remove and which trafilatura reads
+    less exactly), the text is :func:`extract_all`'s. Metadata, each from the first
+    source that states it:
+
+    - title: ``og:title``, the JSON-LD headline, trafilatura's title, ``<title>``, ``<h1>``;
+    - date (as written): a publication-date meta tag, JSON-LD ``datePublished``, the first
+      ``<time datetime>`` outside the page chrome, the date trafilatura's htmldate finds;
+    - author: JSON-LD ``author``, an author meta tag, the page's byline;
+    - source (site name): ``og:site_name``, the JSON-LD publisher;
+    - url: ``<link rel=canonical>``, ``og:url``, the JSON-LD url.
+
+    Args:
+        html: the page's source, already decoded.
+
+    Returns:
+        An :class:`HtmlDoc`; ``text`` is ``""`` for a page with no visible text.
+    """
+    parser = _parse(html)
+    everything = parser.paragraphs()
+    ld = _jsonld(parser)
+    if sum(map(len, everything)) < FRAGMENT_CHARS:
+        return _doc(parser, everything, ld=ld)  # a fragment or a tiny page: no clutter to separate from it
+    # trafilatura's own search for a date and an author scans the whole page: only when needed
+    stated = (htmlmeta.meta_date(parser.meta) or ld.date) and (ld.author or htmlmeta.meta_author(parser.meta))
+    main = main_text(html, metadata=not stated)
+    if main is None:
+        logger.debug("no main text found; keeping all of the page's text")
+        return _doc(parser, everything, ld=ld)
+    return _doc(parser, main.paragraphs, main, ld)

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS articles (
     origin TEXT,
     checksum TEXT NOT NULL,
     added_at TEXT NOT NULL,
-    lang TEXT
+    lang TEXT,
+    author TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_date ON articles(date_key);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
@@ -160,6 +161,10 @@ class Store:
                 self._db.executescript(_SCHEMA)
                 self._migrate()
             self._db.execute("SELECT count(*) FROM meta").fetchone()
+            # A store written before authors were kept, opened read-only, has no author column.
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(articles)")}
+            self._article_cols = ("id, title, text, date, source, url, heading, origin, "
+                                  + ("author" if "author" in cols else "NULL"))
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"cannot read the article store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
@@ -194,7 +199,7 @@ class Store:
 
     def _migrate(self) -> None:
         """Add columns that stores written by earlier versions lack (values filled lazily)."""
-        for table, column in (("articles", "lang"), ("chunks", "terms")):
+        for table, column in (("articles", "lang"), ("chunks", "terms"), ("articles", "author")):
             cols = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in cols:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
@@ -278,7 +283,7 @@ class Store:
     def get_article(self, article_id: str) -> Article | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, title, text, date, source, url, heading, origin FROM articles WHERE id = ?", (article_id,)
+                f"SELECT {self._article_cols} FROM articles WHERE id = ?", (article_id,)
             ).fetchone()
         return Article(*row) if row else None
 
@@ -437,7 +442,7 @@ class Store:
         while True:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, title, text, date, source, url, heading, origin FROM articles WHERE id > ? ORDER BY id LIMIT ?",
+                    f"SELECT {self._article_cols} FROM articles WHERE id > ? ORDER BY id LIMIT ?",
                     (last, batch),
                 ).fetchall()
             if not rows:
@@ -471,10 +476,10 @@ class Store:
                     self._db.execute("DELETE FROM chunks WHERE article_id = ?", (article.id,))
                     self._db.execute("DELETE FROM sentence_vectors WHERE article_id = ?", (article.id,))
                     self._db.execute(
-                        "INSERT OR REPLACE INTO articles(id, title, text, date, date_key, source, url, heading, origin, checksum, added_at, lang) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT OR REPLACE INTO articles(id, title, text, date, date_key, source, url, heading, origin, checksum, added_at, lang, author) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (article.id, article.title, article.text, article.date, date_key(article.date), article.source,
-                         article.url, article.heading, article.origin, article.checksum, now, lang),
+                         article.url, article.heading, article.origin, article.checksum, now, lang, article.author),
                     )
                     for chunk, vec, t in zip(chunks, vectors, terms):
                         cur = self._db.execute(

@@ -29,6 +29,7 @@ class Article:
 
     ``text`` is the body in NFC; chunk and citation offsets index into it.
     ``origin`` says where it was read from (``path`` or ``path:line``).
+    ``source`` is the publication or site; ``author`` the author names, joined with ``"; "``.
     """
 
     id: str
@@ -39,6 +40,7 @@ class Article:
     url: str | None = None
     heading: str | None = None
     origin: str | None = None
+    author: str | None = None
 
     @property
     def checksum(self) -> str:
@@ -47,6 +49,8 @@ class Article:
         for part in (self.title, self.text, self.date, self.source, self.url, self.heading):
             h.update((part or "").encode("utf-8"))
             h.update(b"\x00")
+        if self.author:  # hashed only when present: an article without one keeps its earlier checksum
+            h.update(b"author\x00" + self.author.encode("utf-8"))
         return h.hexdigest()
 
     def to_dict(self) -> dict:
