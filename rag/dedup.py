@@ -100,7 +100,7 @@ def signature(shingle_set: Iterable[str]) -> np.ndarray:
     """The MinHash signature (``NUM_PERM`` unsigned 32-bit values) of a set of shingles."""
     m = _template().copy()
     m.update_batch([s.encode("utf-8") for s in shingle_set])
-    return np.asarray(m.hashvalues, dtype=np.uint32)
+    return np.asarray(m.hashvalues, dtype="<u4")  # little-endian: the band keys are the same everywhere
 
 
 def _key(band: int, payload: bytes) -> int:

@@ -65,12 +65,13 @@ def test_the_test_texts_are_what_they_claim():
     assert len(dedup.normalized_words(SAME_TOPIC)) >= dedup.MIN_WORDS
 
 
-def test_signature_is_fixed_by_the_seed():
-    # The stored band hashes must not change from one run (or process) to the next.
-    a = dedup.Sketch.of(TITLE, BODY)
-    assert a == dedup.Sketch.of(TITLE, BODY) and len(a.keys) == dedup.BANDS and a.long
-    assert dedup.signature({"un deux trois quatre cinq"}).tolist()[:3] == dedup.signature(
-        {"un deux trois quatre cinq"}).tolist()[:3]
+def test_signatures_and_band_keys_are_fixed():
+    # Stored band keys are looked up by later ingests, in other processes and versions: a
+    # change of hashing (a datasketch upgrade) must be seen, and SETTINGS' version bumped.
+    assert dedup.signature({"un deux trois quatre cinq"}).tolist()[:4] == [1644162698, 3724458519, 627706707, 946310620]
+    sketch = dedup.Sketch.of("T", " ".join(f"mot{i}" for i in range(60)))
+    assert sketch.long and len(sketch.keys) == dedup.BANDS
+    assert sketch.keys[:2] == (-2611971712250645712, 4291901677316285705)
 
 
 def test_exact_and_near_copies_are_one_story_unrelated_articles_on_the_topic_are_not(index):
@@ -237,6 +238,30 @@ def test_the_article_list_shows_a_story_once_with_who_else_published_it(copies_i
     line = next(ln for ln in answer.text.splitlines() if cited.title in ln)
     assert f"aussi publié par {other_source}" in line
     assert answer.text.startswith("2 articles")
+
+
+def test_a_language_model_is_shown_one_copy_of_a_story(copies_index):
+    import re
+
+    from fake_llm_server import FakeChatServer
+    from rag.llm.openai_compat import OpenAICompatibleLLM
+
+    prompts = []
+
+    def reply(body: dict) -> str:  # repeats the first sentence of source [1], citing it
+        prompts.append(body["messages"][1]["content"])
+        first = prompts[-1].split("<<<\n", 1)[1].split(">>>", 1)[0]
+        return re.split(r"(?<=[.!?])\s", first.strip(), maxsplit=1)[0].rstrip(".") + " [1]."
+
+    with FakeChatServer(reply) as server:
+        llm = OpenAICompatibleLLM(server.base_url, "fake-model", api_key_env=None, timeout=5)
+        answer = Assistant(rag.Retriever(copies_index), llm, AnswerConfig(**NO_REFUSAL, k=8)).ask(
+            "Qui coordonne la coalition des volontaires ?")
+    sources = re.findall(r"^\[\d+\] (.+?) \(", prompts[0], flags=re.M)
+    copy_titles = {copies_index.get_article(a).title for a in ("lemonde", "libe")}
+    assert sources and len(copy_titles & set(sources)) == 1  # the model never sees both copies
+    assert answer.answerer.startswith("llm:") and answer.citations and not answer.notice
+    assert all(c.also_published_by for c in answer.citations if c.article_id in ("lemonde", "libe"))
 
 
 def test_cli_and_source_card_show_also_published_by(copies_index, hash_config, capsys, monkeypatch):
