@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from rag.analysis import detect_language
 from rag.evidence import Evidence
-from rag.types import Citation, Hit
+from rag.types import Citation, Copy, Hit, published_by
 
 LANGUAGE_NAMES = {"fr": "French", "en": "English", "es": "Spanish", "de": "German"}
 _NAMES_FR = {"fr": "français", "en": "anglais", "es": "espagnol", "de": "allemand"}
@@ -111,8 +111,11 @@ class ExtractiveAnswerer:
                     else f" (quoted in {LANGUAGE_NAMES.get(source_lang, source_lang)}):"))
         return self.quote(chosen, lang, lead=lead)
 
-    def article_list(self, topic: str, chosen: Sequence[Evidence], lang: str) -> Draft:
-        """One line per article (title, date, source, its best sentence), in the given order."""
+    def article_list(self, topic: str, chosen: Sequence[Evidence], lang: str,
+                     copies: Mapping[str, Sequence[Copy]] | None = None) -> Draft:
+        """One line per article (title, date, source, who else published it, its best sentence),
+        in the given order; ``copies`` are the other copies of each article's story, by article id
+        (the caller lists a story once)."""
         citations = [_citation(n, ev) for n, ev in enumerate(chosen, 1)]
         n = len(chosen)
         if lang == "fr":
@@ -122,6 +125,10 @@ class ExtractiveAnswerer:
         lines = [head]
         for i, ev in enumerate(chosen, 1):
             meta = ", ".join(x for x in (ev.hit.date, ev.hit.source) if x)
+            also = (copies or {}).get(ev.hit.article_id)
+            if also:
+                meta += ("; " if meta else "") + ("aussi publié par " if lang == "fr" else "also published by ") + (
+                    published_by(also))
             lines.append(f"{i}. {ev.hit.title}" + (f" ({meta})" if meta else "") + f" — « {ev.text} » [{i}]")
         return Draft("\n".join(lines), citations)
 

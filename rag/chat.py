@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -155,9 +156,17 @@ class Assistant:
         output is verified). With an LLM, the pieces are the model's raw words; the
         final Answer holds the verified text, which may differ.
 
+        A story the index holds several copies of (syndicated copies, :mod:`rag.dedup`)
+        is read from one copy only, the best-retrieved; its citations name the others
+        in ``also_published_by``.
+
         Raises:
             InputError: empty, over-long or otherwise unusable question, or an empty index.
         """
+        for item in self._stream(question, history, filters=filters, k=k):
+            yield self._with_copies(item) if isinstance(item, Answer) else item
+
+    def _stream(self, question: str, history: History | None, *, filters, k: int | None) -> Iterator[str | Answer]:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         question, k, filters = validate(question, self.config.k if k is None else k, filters)
@@ -180,7 +189,7 @@ class Assistant:
         t = time.perf_counter()
         query = topic_of(standalone) if intent.kind in ("articles", "summary") else standalone
         qvec = self.embedder.embed_query(query)
-        hits = self.retriever.search(query, max(k, 20) if intent.kind == "articles" else k, filters, query_vector=qvec)
+        hits = self._search(query, max(k, 20) if intent.kind == "articles" else k, filters, qvec)
         timings["retrieve"] = _ms(t)
 
         t = time.perf_counter()
@@ -250,6 +259,32 @@ class Assistant:
         timings["total"] = _ms(t0)
         yield Answer(text=draft.text, citations=draft.citations, sentences=verified.checks if verified else [],
                      timings_ms=timings, notice=notice, **{**base, "answerer": self.extractive.name})
+
+    # -- syndicated copies ----------------------------------------------------------------
+
+    def _search(self, query: str, n: int, filters, qvec) -> list[Hit]:
+        """The retriever's ``n`` best chunks, with one copy of each story: the copy retrieved
+        first. When copies took places, the search goes deeper (``2 n``) for other stories."""
+        hits = self.retriever.search(query, n, filters, query_vector=qvec)
+        kept = self._one_copy(hits)
+        if len(kept) < len(hits):
+            kept = self._one_copy(self.retriever.search(query, 2 * n, filters, query_vector=qvec))[:n]
+        return kept
+
+    def _one_copy(self, hits: Sequence[Hit]) -> list[Hit]:
+        """``hits`` without those of an article whose story another article's hit came first for."""
+        story = self.retriever.index.store.stories_of([h.article_id for h in hits])
+        chosen: dict[str, str] = {}
+        return [h for h in hits if chosen.setdefault(story[h.article_id], h.article_id) == h.article_id]
+
+    def _with_copies(self, answer: Answer) -> Answer:
+        """``answer`` with each citation naming the other copies of its story."""
+        if not answer.citations:
+            return answer
+        copies = self.retriever.index.store.copies([c.article_id for c in answer.citations])
+        if copies:
+            answer.citations = [replace(c, also_published_by=copies.get(c.article_id, ())) for c in answer.citations]
+        return answer
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -384,7 +419,8 @@ class Assistant:
         keep = keep[: self.config.max_articles]
         confidence = max(d.confidence for _, d in keep)
         keep = [ev for ev, _ in keep]
-        return self.extractive.article_list(topic, keep, lang), Decision(False, confidence)
+        copies = self.retriever.index.store.copies([ev.hit.article_id for ev in keep])
+        return self.extractive.article_list(topic, keep, lang, copies), Decision(False, confidence)
 
 
 def summary_sentences(store, hit: Hit, vectors, n: int) -> list[Evidence]:

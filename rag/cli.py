@@ -123,6 +123,11 @@ def cmd_index_stats(args: argparse.Namespace) -> int:
     print(f"articles   {stats['articles']:,}")
     print(f"chunks     {stats['chunks']:,} ({stats['vectors']:,} vectors)")
     print(f"sentences  {stats['sentence_vectors']:,} vectors (for the sentence stage of retrieval)")
+    st = stats["stories"]
+    if st["grouped"]:
+        print(f"stories    {st['stories']:,} ({st['copies']:,} articles grouped as copies of another)")
+    else:
+        print("stories    copies not grouped yet (done by the next `rag index add` or `rag index rebuild`)")
     print(f"model      {emb.get('name')} ({emb.get('id', '?')}, {emb.get('dim', '?')} dims)")
     print(f"chunking   {ch.get('size')} tokens, {ch.get('overlap')} overlap, {ch.get('splitter')}")
     print(f"faiss      {stats['faiss'].get('kind')}")
@@ -208,6 +213,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rag.chat import Assistant
     from rag.config import AnswerConfig
     from rag.retriever import Retriever, clean_query
+    from rag.types import published_by
 
     clean_query(args.question)  # an empty question fails before the index and model load
     llm = None
@@ -234,6 +240,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for c in answer.citations:
         meta = ", ".join(x for x in (c.date, c.source) if x)
         print(f"  [{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
+        if c.also_published_by:
+            print(textwrap.indent(textwrap.fill(f"also published by {published_by(c.also_published_by)}", 96), "      "))
         print(textwrap.indent(textwrap.fill(f"« {c.quote} »", 96), "      "))
     return 0
 

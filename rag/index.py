@@ -351,6 +351,7 @@ class Index:
             return 0
         from rag.analysis import detect_language, terms
         from rag.chunking import embedding_text
+        from rag.dedup import Sketch
 
         chunk_lists = self.chunker.chunk_many(todo)
         texts = [embedding_text(a.title, c.text) for a, cl in zip(todo, chunk_lists) for c in cl]
@@ -361,8 +362,9 @@ class Index:
             lang = detect_language(a.title + "\n" + a.text[:3000])
             items.append((a, cl, vecs[i : i + len(cl)], [terms(t, lang) for t in texts[i : i + len(cl)]], lang, sents))
             i += len(cl)
+        sketches = {a.id: Sketch.of(a.title, a.text) for a in todo}  # for grouping copies, outside the lock
         with self._writing():
-            removed, added = self.store.write(items, _now())
+            removed, added = self.store.write(items, _now(), sketches=sketches)
             self._apply(removed, np.asarray(added, dtype=np.int64), vecs)
             self._vectors_gen = self.store.generation
             if time.monotonic() - self._last_persist > PERSIST_EVERY_SECONDS:
@@ -504,6 +506,7 @@ class Index:
         if self._embedder is not None:
             emb = {"name": settings.embedder, **self._embedder.info()}
         from rag.chunking import SPLITTER
+        from rag.dedup import SETTINGS
 
         return {
             "format": FORMAT,
@@ -518,6 +521,8 @@ class Index:
                       "file": vectors_filename(self.store.generation)},
             "sentence_vectors": {"dtype": self.store.sentence_dtype.name,
                                  "from": "chunk pass, mean-pooled" if settings.pool_sentences else "embedded apart"},
+            # how syndicated copies are grouped (rag.dedup); None until an older index is grouped
+            "stories": dict(SETTINGS) if self.store.stories_ready else None,
             "counts": {"articles": n_articles, "chunks": n_chunks},
             "checksum": self.store.corpus_checksum(),
             "generation": self.store.generation,
@@ -533,6 +538,7 @@ class Index:
             "chunks": n_chunks,
             "vectors": len(self.vectors),
             "sentence_vectors": self.store.sentence_count(),
+            "stories": self.store.story_counts(),
             "embedder": self.manifest.get("embedder", {}),
             "chunking": self.manifest.get("chunking", {}),
             "faiss": {**self.manifest.get("faiss", {}), "kind": self.vectors.kind},
@@ -594,6 +600,7 @@ class Index:
                     log.info("re-analyzing BM25 terms and languages with %s", ANALYZER)
                     old.store.reanalyze()
                     old._lexical = None
+                old.store.regroup()  # an index written before syndicated copies were grouped
                 old.store.set_meta("settings", wanted.__dict__)
                 old.config = old.config.with_(faiss_index=config.faiss_index, hnsw_m=config.hnsw_m,
                                               hnsw_ef_search=config.hnsw_ef_search)

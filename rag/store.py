@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import dedup
 from rag.errors import IndexCorruptError
-from rag.types import Article, Chunk
+from rag.types import Article, Chunk, Copy
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ class Store:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = FULL")
                 self._db.executescript(_SCHEMA)
+                self._db.executescript(dedup.SCHEMA)
                 self._migrate()
             self._db.execute("SELECT count(*) FROM meta").fetchone()
             # A store written before authors were kept, opened read-only, has no author column.
@@ -198,11 +200,19 @@ class Store:
         return np.frombuffer(blob, dtype=self._sentence_dtype).astype(np.float32)
 
     def _migrate(self) -> None:
-        """Add columns that stores written by earlier versions lack (values filled lazily)."""
+        """Add columns that stores written by earlier versions lack (values filled lazily), and
+        mark a new store's stories (:mod:`rag.dedup`) as complete."""
         for table, column in (("articles", "lang"), ("chunks", "terms"), ("articles", "author")):
             cols = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in cols:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+        # A new (empty) store groups copies from its first article. One written before
+        # stories existed is grouped by its next write or `rag index rebuild`, not here:
+        # opening stays cheap and readers never write (stats says it is not grouped yet).
+        if not self._db.execute("SELECT 1 FROM articles LIMIT 1").fetchone() and (
+                self._db.execute("SELECT 1 FROM meta WHERE key = 'stories'").fetchone() is None):
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('stories', ?)",
+                             (json.dumps(dedup.SETTINGS),))
 
     def close(self) -> None:
         with self._lock:
@@ -452,12 +462,15 @@ class Store:
             last = rows[-1][0]
 
     # -- writes -----------------------------------------------------------
-    def write(self, items: Sequence[tuple], now: str) -> tuple[list[int], list[int]]:
+    def write(self, items: Sequence[tuple], now: str, *,
+              sketches: "dict[str, dedup.Sketch] | None" = None) -> tuple[list[int], list[int]]:
         """Insert or replace articles with their chunks and vectors in one transaction.
 
         Each item is ``(article, chunks, vectors)`` or ``(article, chunks, vectors, terms, lang)``
         with ``terms`` one list of analyzed terms per chunk, optionally followed by
         ``sentences``: ``((start, end), vector)`` pairs saved as ``title`` sentence vectors.
+        Each article is filed under its story (:mod:`rag.dedup`) in the same transaction;
+        ``sketches`` (by article id) saves computing them under the lock.
 
         Returns:
             (chunk ids removed from replaced articles, chunk ids added), in order.
@@ -467,11 +480,13 @@ class Store:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._ensure_stories()
                 for item in items:
                     article, chunks, vectors = item[:3]
                     terms = item[3] if len(item) > 3 else [None] * len(chunks)
                     lang = item[4] if len(item) > 4 else None
                     sentences = item[5] if len(item) > 5 else ()
+                    dedup.ungroup(self._db, article.id)  # a replaced article is filed again below
                     removed += [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE article_id = ?", (article.id,))]
                     self._db.execute("DELETE FROM chunks WHERE article_id = ?", (article.id,))
                     self._db.execute("DELETE FROM sentence_vectors WHERE article_id = ?", (article.id,))
@@ -492,6 +507,7 @@ class Store:
                         "INSERT OR IGNORE INTO sentence_vectors(article_id, start, end, kind, vector) VALUES (?, ?, ?, 'title', ?)",
                         [(article.id, st, en, self._sentence_blob(v)) for (st, en), v in sentences],
                     )
+                    dedup.group(self._db, article.id, article.title, article.text, (sketches or {}).get(article.id))
                 self._bump_generation()
                 self._db.execute("COMMIT")
             except BaseException:
@@ -508,6 +524,8 @@ class Store:
                     self._db.execute("ROLLBACK")
                     return None
                 ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE article_id = ?", (article_id,))]
+                self._ensure_stories()
+                dedup.ungroup(self._db, article_id)
                 self._db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
                 self._bump_generation()
                 self._db.execute("COMMIT")
@@ -548,6 +566,56 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         return len(ids)
+
+    # -- stories (syndicated copies, rag.dedup) ---------------------------------------
+    @property
+    def stories_ready(self) -> bool:
+        """Whether every article is filed under its story with the current settings."""
+        return self.get_meta("stories") == dedup.SETTINGS
+
+    def _ensure_stories(self) -> None:
+        """Group every article when the store was written before stories (or with other
+        settings); inside a write transaction, so the write that follows is grouped too."""
+        if self.stories_ready:
+            return
+        log.warning("grouping the syndicated copies of the %s stored articles (once)", self.counts()[0])
+        n = dedup.regroup_all(self._db)
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('stories', ?)", (json.dumps(dedup.SETTINGS),))
+        log.info("grouped %s articles", n)
+
+    def regroup(self) -> bool:
+        """Group the stored articles if they are not (``rag index rebuild``); True when it did."""
+        with self._lock:
+            if self.stories_ready:
+                return False
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._ensure_stories()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
+
+    def stories_of(self, article_ids: Sequence[str]) -> dict[str, str]:
+        """Each article's story id (the id of its first article); an article without one is its own."""
+        with self._lock:
+            found = dedup.stories_of(self._db, article_ids)
+        return {a: found.get(a, a) for a in article_ids}
+
+    def copies(self, article_ids: Sequence[str]) -> dict[str, tuple[Copy, ...]]:
+        """For each of ``article_ids`` that has any, the other articles of its story, in ingest order."""
+        with self._lock:
+            found = dedup.copies(self._db, article_ids)
+        return {a: tuple(Copy(*row) for row in rows) for a, rows in found.items()}
+
+    def story_counts(self) -> dict:
+        """How many stories the articles make, and how many articles are copies in one."""
+        if not self.stories_ready:
+            return {"grouped": False, "stories": None, "copies": None}
+        with self._lock:
+            _, stories, copies = dedup.counts(self._db)
+        return {"grouped": True, "stories": stories, "copies": copies}
 
     def _bump_generation(self) -> None:
         g = self.generation + 1

@@ -187,6 +187,30 @@ class AddReport:
 
 
 @dataclass(frozen=True)
+class Copy:
+    """Another article of the same story (a syndicated copy, :mod:`rag.dedup`): it is not
+    cited apart, the citation of its story says it was also published there."""
+
+    article_id: str
+    title: str
+    date: str | None = None
+    source: str | None = None
+    url: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Who published it: its source, else its title."""
+        return self.source or f"« {self.title} »"
+
+
+def published_by(copies: "tuple[Copy, ...] | list[Copy]", limit: int = 5) -> str:
+    """The copies as a short list of who published them (each once): ``Le Monde, Libération``."""
+    labels = list(dict.fromkeys(c.label for c in copies))
+    more = len(labels) - limit
+    return ", ".join(labels[:limit]) + (f" (+{more})" if more > 0 else "")
+
+
+@dataclass(frozen=True)
 class Citation:
     """A numbered source of an answer: the exact sentence(s) quoted and where they are.
 
@@ -203,6 +227,8 @@ class Citation:
     start: int
     end: int
     chunk_id: int | None = None
+    #: the other copies of this story in the index (syndicated copies), never cited apart
+    also_published_by: tuple[Copy, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,7 +9,7 @@ import html
 import re
 from collections.abc import Callable
 
-from rag.types import AddReport, Answer, Article, Citation, Hit
+from rag.types import AddReport, Answer, Article, Citation, Hit, published_by
 
 #: Longest article text put in a card's "whole article" section (the chat history
 #: travels between browser and server at every turn).
@@ -73,6 +73,8 @@ def render_timings(answer: Answer) -> str:
 
 def _citation_card(c: Citation, article: Article | None) -> str:
     head = _card_head(str(c.n), c.title, c.date, c.source, c.url)
+    if c.also_published_by:
+        head += f"<div class='rag-meta rag-also'>Also published by {esc(published_by(c.also_published_by))}</div>"
     if article is None or article.text[c.start:c.end] != c.quote:
         body = f"<blockquote class='rag-para'><mark>{esc(c.quote)}</mark></blockquote>"
         return f"<div class='rag-card'>{head}{body}</div>"
