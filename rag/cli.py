@@ -96,7 +96,8 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         for line in report.problem_summary():
             print(f"skipped {line}", file=sys.stderr)
     if report.problem_count:
-        print(f"{report.problem_count:,} file(s) or record(s) could not be read (listed above)", file=sys.stderr)
+        print(f"{report.problem_count:,} file(s), record(s) or page(s) could not be read (listed above)",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -261,6 +262,7 @@ class _Parser(argparse.ArgumentParser):
 #: ``add_parser(subparsers)``, the line ``rag --help`` shows)
 LAZY_COMMANDS = {
     "eval": ("rag.evaluation.cli", "measure retrieval (and answers) on a gold set or a public data set"),
+    "feeds": ("rag.feeds.cli", "follow RSS/Atom feeds: add, list, remove, refresh"),
 }
 
 
@@ -280,8 +282,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         sp.add_argument("--faiss", choices=FAISS_KINDS, help="FAISS index type (default flat)")
 
     idx = sub.add_parser("index", help="build and inspect the index").add_subparsers(dest="action", required=True)
-    a = idx.add_parser("add", help="add articles from files or folders (.txt .md .html .json .jsonl, .gz)")
-    a.add_argument("paths", nargs="+", type=Path)
+    a = idx.add_parser("add", help="add articles from files or folders (.txt .md .html .json .jsonl, .gz) "
+                                   "or web pages (http(s) URLs)")
+    # Strings, not Paths: Path("https://x") would fold the URL's "//".
+    a.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     index_opt(a)
     build_opts(a)
     a.add_argument("--json", action="store_true", help="print the report as JSON")

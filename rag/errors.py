@@ -61,3 +61,32 @@ class LLMError(RagError):
 
 class LLMTimeoutError(LLMError):
     """A language model backend did not answer in time."""
+
+
+class FetchError(RagError):
+    """A web page or feed could not be fetched or is not one we read (bad URL, network
+    error, timeout, HTTP error status, wrong content type, too large, too many redirects).
+
+    Attributes:
+        url: the URL asked for.
+        reason: what went wrong, without the URL.
+    """
+
+    def __init__(self, url: str, reason: str):
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{url}: {reason}")
+
+
+class FeedError(RagError):
+    """A feed cannot be used: not RSS or Atom, malformed, or not followed by the index.
+
+    Attributes:
+        url: the feed's URL.
+        reason: what is wrong, without the URL.
+    """
+
+    def __init__(self, url: str, reason: str):
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{url}: {reason}")

@@ -49,17 +49,20 @@ def atomic_write_json(path: Path, data: dict) -> None:
 
 
 @contextlib.contextmanager
-def write_lock(folder: Path, *, wait: float = 0.0) -> Iterator[None]:
+def write_lock(folder: Path, *, wait: float = 0.0, name: str = ".lock",
+               busy: str = "another process is writing to the index at {folder}; wait for it to finish") -> Iterator[None]:
     """Hold the index folder's writer lock (one writer process at a time).
 
     Args:
         wait: seconds to wait for another process to release it (writers hold it
             for one commit at a time, so a short wait lets several take turns).
+        name: the lock file; another name is another lock (e.g. one feed refresh at a time).
+        busy: the message when it is held, with ``{folder}``.
     Raises:
         IndexLockedError: still held by another process after ``wait`` seconds.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    fh = open(folder / ".lock", "a+")
+    fh = open(folder / name, "a+")
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -68,9 +71,7 @@ def write_lock(folder: Path, *, wait: float = 0.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise IndexLockedError(
-                        f"another process is writing to the index at {folder}; wait for it to finish"
-                    ) from None
+                    raise IndexLockedError(busy.format(folder=folder)) from None
                 time.sleep(0.05)
         yield
     finally:

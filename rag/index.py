@@ -290,26 +290,35 @@ class Index:
 
     # -- writing ----------------------------------------------------------
     def add(self, sources: Iterable[str | Path | Article], *, progress: Progress | None = None) -> AddReport:
-        """Read articles from files, folders or :class:`Article` values and index them.
+        """Read articles from files, folders, web pages or :class:`Article` values and index them.
 
         An article already indexed with the same content is skipped (so re-running
         an interrupted ingest continues where it stopped); one whose content changed
-        replaces its old chunks. Bad files and records are reported in the returned
-        :class:`AddReport` and skipped; nothing of theirs is written.
+        replaces its old chunks. Bad files and records, and pages that cannot be
+        fetched or read, are reported in the returned :class:`AddReport` and skipped;
+        nothing of theirs is written.
+
+        Args:
+            sources: paths, ``http(s)://`` URLs (strings; fetched by :mod:`rag.fetch`,
+                after the files are read) and articles.
         """
         from rag.articles import read_articles
+        from rag.fetch import fetch_articles, is_url
 
         report = AddReport()
         t0 = time.perf_counter()
         seen = embedded = 0
         items = [sources] if isinstance(sources, (str, Path, Article)) else list(sources)
-        paths = [s for s in items if not isinstance(s, Article)]
+        urls = [s for s in items if is_url(s)]
+        paths = [s for s in items if not isinstance(s, Article) and not is_url(s)]
         given = [s for s in items if isinstance(s, Article)]
 
         def stream():
             yield from given
             if paths:
                 yield from read_articles(paths)
+            if urls:
+                yield from fetch_articles(urls)
 
         # The locks (the process's and this object's) are held only around each commit:
         # searches from other threads and other processes' commits go on while a batch
@@ -621,8 +630,9 @@ class Index:
             new.add(list(old.store.iter_articles()), progress=progress)
             old.close()
             new.close()
-            if (path / UPLOADS).is_dir():  # files added through the app live with the index
-                shutil.move(str(path / UPLOADS), str(tmp / UPLOADS))
+            for name in KEPT_ON_REBUILD:  # uploads and feed state live with the index
+                if (path / name).exists():
+                    shutil.move(str(path / name), str(tmp / name))
             atomic_write_json(tmp / REBUILD_COMPLETE, {"rebuilt": _now()})
             shutil.rmtree(backup, ignore_errors=True)
             path.rename(backup)
@@ -634,6 +644,9 @@ class Index:
 
 
 UPLOADS = "uploads"
+#: What a rebuild carries over into the new folder: files added through the app, and the
+#: state of the feeds the index follows (rag.feeds.FEEDS_DB).
+KEPT_ON_REBUILD = (UPLOADS, "feeds.sqlite")
 #: Written into <index>.rebuild once it holds everything; the swap may then complete.
 REBUILD_COMPLETE = ".rebuild-complete"
 
@@ -690,9 +703,10 @@ def recover_rebuild(path: Path) -> str | None:
 
 
 def _discard_rebuild(tmp: Path, path: Path) -> None:
-    """Remove an unfinished rebuild folder, first moving back the uploads it had taken."""
-    if (tmp / UPLOADS).is_dir() and not (path / UPLOADS).exists():
-        shutil.move(str(tmp / UPLOADS), str(path / UPLOADS))
+    """Remove an unfinished rebuild folder, first moving back the uploads and feed state it had taken."""
+    for name in KEPT_ON_REBUILD:
+        if (tmp / name).exists() and not (path / name).exists():
+            shutil.move(str(tmp / name), str(path / name))
     shutil.rmtree(tmp, ignore_errors=True)
 
 
