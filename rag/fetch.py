@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 _MB = 1024 * 1024
 
 #: The tool and a page about it; ``$RAG_USER_AGENT`` replaces it (put your contact there).
-DEFAULT_USER_AGENT = "rag-news/0.1 (+https://example.org/rag-news; offline news QA; fetches only what its user asked for)"
+DEFAULT_USER_AGENT = "rag-news/0.1 (+https://example.org/rag-news; news QA, fetches only the pages its user asks for)"
 
 #: What a page may be served as.
 PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -207,6 +207,24 @@ def url_id(url: str) -> str:
     return "url-" + hashlib.sha256(normalize_url(url).encode("utf-8")).hexdigest()[:16]
 
 
+def is_private_host(url: str) -> bool:
+    """Whether ``url``'s host is, or resolves to, a loopback, private, link-local or otherwise
+    non-public address. A name that does not resolve is not (its request fails on its own)."""
+    import ipaddress
+    import socket
+
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError, ValueError):
+        return False
+    for a in addresses:
+        ip = ipaddress.ip_address(a.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            return True
+    return False
+
+
 def _host(url: str) -> str:
     host = (urlsplit(url).hostname or "").lower()
     return host[4:] if host.startswith("www.") else host
@@ -239,13 +257,16 @@ class Fetcher:
         self._client.close()
 
     def get(self, url: str, *, accept: Collection[str] = PAGE_TYPES, etag: str | None = None,
-            last_modified: str | None = None, max_bytes: int | None = None) -> Fetched:
+            last_modified: str | None = None, max_bytes: int | None = None, public_only: bool = False) -> Fetched:
         """GET ``url`` within the limits.
 
         Args:
             accept: the content types taken (e.g. :data:`PAGE_TYPES`, :data:`FEED_TYPES`).
             etag, last_modified: from the previous fetch, to ask only for a changed resource.
             max_bytes: the body cap (default ``limits.max_bytes``).
+            public_only: refuse hosts (also after a redirect) on a loopback, private or
+                link-local address: for links a third party wrote (a feed's entries), which
+                should not reach the machines around the one fetching.
         Returns:
             A :class:`Fetched`, status 2xx or 304.
         Raises:
@@ -260,6 +281,9 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         current, chain = url, [normalize_url(url)]
         for _ in range(self.limits.max_redirects + 1):
+            if public_only and is_private_host(current):
+                raise FetchError(url, f"{urlsplit(current).hostname} is a local or private network address, "
+                                      "which a feed's links may not reach")
             fetched, location = self._get_once(url, current, headers, accept, cap)
             if location is None:
                 return fetched
@@ -292,7 +316,8 @@ class Fetcher:
                 ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
                 if ctype not in accept and ctype not in _SNIFFED_TYPES:
                     kinds = ", ".join(sorted(accept))
-                    raise FetchError(url, f"served as {ctype!r}, not a type read here ({kinds})")
+                    hint = " (it is a feed: follow it with `rag feeds add URL`)" if ctype in FEED_TYPES else ""
+                    raise FetchError(url, f"served as {ctype!r}, not a type read here ({kinds}){hint}")
                 declared = resp.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > cap:
                     raise FetchError(url, f"the page is {_fmt_size(int(declared))}, larger than the "

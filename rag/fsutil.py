@@ -50,7 +50,8 @@ def atomic_write_json(path: Path, data: dict) -> None:
 
 @contextlib.contextmanager
 def write_lock(folder: Path, *, wait: float = 0.0, name: str = ".lock",
-               busy: str = "another process is writing to the index at {folder}; wait for it to finish") -> Iterator[None]:
+               busy: str = "another process is writing to the index at {folder}; wait for it to finish",
+               ) -> Iterator[None]:
     """Hold the index folder's writer lock (one writer process at a time).
 
     Args:

@@ -150,6 +150,7 @@ class Backend:
         self.max_article_chars = max_article_chars
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._feed_scheduler = None
 
     @classmethod
     def open(cls, config: UIConfig) -> "Backend":
@@ -363,6 +364,57 @@ class Backend:
         if removed:
             log.info("removed article %s", article_id)
         return removed
+
+
+    # -- feeds -------------------------------------------------------------------
+    def feeds(self) -> list[dict]:
+        """The feeds the index follows: url, title, last_checked, last_ok, last_error, articles..."""
+        from rag.feeds import FeedStore
+
+        if not FeedStore.exists(self.index.path):
+            return []
+        with FeedStore(self.index.path) as store:
+            return [f.to_dict() for f in store.feeds()]
+
+    def refresh_feeds(self):
+        """Read the followed feeds and index what is new (see :func:`rag.feeds.refresh`); the
+        articles are added under the app's write lock, the fetching is done outside it."""
+        from rag.feeds import refresh
+
+        def add(articles):
+            with self._write_lock:
+                return self.index.add(articles)
+
+        report = refresh(self.index, add=add)
+        log.info("feeds refreshed: %s", report.summary())
+        return report
+
+    def refresh_feeds_every(self, seconds: float, *, after: threading.Thread | None = None):
+        """Refresh the feeds now (once ``after`` is done, e.g. the models' warm-up), then every
+        ``seconds``, in a background thread. Returns the :class:`rag.feeds.FeedScheduler`."""
+        from rag.feeds import FeedScheduler
+
+        def run():
+            if after is not None:
+                after.join()
+            self.refresh_feeds()
+
+        self._feed_scheduler = FeedScheduler(run, seconds).start()
+        return self._feed_scheduler
+
+    def feeds_schedule(self) -> str:
+        """One line on when the feeds are read."""
+        s = self._feed_scheduler
+        if s is None:
+            return "Feeds are read by `rag feeds refresh` (or start the app with --refresh-feeds 30m)."
+        hours = s.interval >= 3600 and s.interval % 3600 == 0
+        every = f"{s.interval / 3600:g} h" if hours else f"{s.interval / 60:g} min"
+        line = f"Feeds are read every {every}"
+        if s.next_run is not None:
+            line += time.strftime(", next at %H:%M UTC", time.gmtime(s.next_run))
+        if s.last_error:
+            line += f"; the last refresh failed: {s.last_error}"
+        return line + "."
 
 
 def make_filters(date_from: str | None, date_to: str | None):

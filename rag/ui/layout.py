@@ -63,6 +63,13 @@ def report_to_dict(report: AddReport, article: Article | None = None) -> dict:
     return d
 
 
+def _when(iso: str | None) -> str:
+    """``2025-09-02T10:05:00+00:00`` as ``2025-09-02 10:05 UTC`` ("never" when None)."""
+    if not iso:
+        return "never"
+    return iso[:16].replace("T", " ") + (" UTC" if iso.endswith("+00:00") else "")
+
+
 # -- the Gradio app ---------------------------------------------------------------
 
 
@@ -146,6 +153,11 @@ def build_app(backend: Backend):
 
     def refresh(query):
         return table(query), index_info()
+
+    def feeds_view():
+        rows = [[f["title"] or f["url"], f["url"], _when(f["last_checked"]), _when(f["last_ok"]), int(f["articles"]),
+                 f["last_error"] or ""] for f in backend.feeds()]
+        return rows, backend.feeds_schedule()
 
     def add_files(files, query, progress=gr.Progress()):
         files = [f for f in (files or []) if f]
@@ -273,6 +285,11 @@ def build_app(backend: Backend):
                             p_source = gr.Textbox(label="Source (optional)")
                         p_url = gr.Textbox(label="URL (optional)")
                         add_text_btn = gr.Button("Add the article", variant="primary", elem_id="rag-add-text")
+                with gr.Accordion("Feeds", open=False, elem_id="rag-feeds-box"):
+                    feeds_info = gr.Markdown(elem_id="rag-feeds-info")
+                    feeds = gr.Dataframe(headers=["Feed", "URL", "Last read", "Last success", "Articles", "Last error"],
+                                         datatype=["str", "str", "str", "str", "number", "str"], interactive=False,
+                                         wrap=True, elem_id="rag-feeds", max_height=260)
                 with gr.Row():
                     remove_id = gr.Textbox(label="Remove an article: its id (click a row to fill it in)",
                                            scale=4, elem_id="rag-remove-id")
@@ -287,6 +304,8 @@ def build_app(backend: Backend):
         demo.load(refresh, filter_box, [articles, info], **private)
         library_tab.select(refresh, filter_box, [articles, info], **private)
         refresh_btn.click(refresh, filter_box, [articles, info], **private)
+        for trigger in (demo.load, library_tab.select, refresh_btn.click):
+            trigger(feeds_view, None, [feeds, feeds_info], show_progress="hidden", **private)
         filter_box.change(table, filter_box, articles, show_progress="hidden", **private)
         articles.select(pick_row, None, remove_id, **private)
         add_files_btn.click(add_files, [files, filter_box], [articles, info, status, files], **private, **write)
