@@ -416,3 +416,25 @@ def test_a_feed_file_from_another_program_or_version_is_refused(tmp_path):
     (tmp_path / "other" / "feeds.sqlite").write_bytes(b"not a database at all, just bytes" * 10)
     with pytest.raises(IndexCorruptError, match="cannot read"):
         FeedStore(tmp_path / "other")
+
+
+def test_the_library_tab_shows_each_feed_with_its_last_read_and_error(site, hash_config):
+    """The app's Feeds table, built by the real Gradio page (no browser: its handler is called)."""
+    from rag import ui
+    from rag.feeds import follow, refresh
+    from rag.index import Index
+
+    index = Index.create(hash_config.index_dir, hash_config)
+    follow(index.path, site.url("/rss.xml"))
+    follow(index.path, site.url("/atom.xml"))
+    site.routes["/atom.xml"] = site.routes["/broken.xml"]
+    refresh(index)
+    demo = ui.build_app(ui.Backend(index))
+    feeds_view = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "feeds_view")
+    rows, schedule = feeds_view()
+    assert [r[0] for r in rows] == ["Le Journal — À la une", "Le Journal — Sport"]
+    ok, broken = rows
+    assert ok[2].endswith(" UTC") and ok[2] == ok[3] and ok[4] == 2 and ok[5] == ""
+    assert broken[3] == "never" and broken[5].startswith("malformed feed")
+    assert "rag feeds refresh" in schedule
+    index.close()
