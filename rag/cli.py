@@ -95,6 +95,8 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         )
         for line in report.problem_summary():
             print(f"skipped {line}", file=sys.stderr)
+        if report.date_summary():
+            print(report.date_summary(), file=sys.stderr)
     if report.problem_count:
         print(f"{report.problem_count:,} file(s), record(s) or page(s) could not be read (listed above)",
               file=sys.stderr)
@@ -189,14 +191,35 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _filters(args: argparse.Namespace):
+    """The ``--date-from/--date-to/--source/--recent`` options as :class:`Filters` (None: none given).
+
+    Raises:
+        InputError: naming the option that is wrong.
+    """
+    from rag.errors import InputError
+    from rag.store import Filters
+
+    if not (args.date_from or args.date_to or args.source or args.recent):
+        return None
+    try:
+        return Filters.make(args.date_from, args.date_to, args.source, args.recent)
+    except ValueError as exc:
+        msg = str(exc)
+        for name in ("date_from", "date_to", "recent", "sources"):
+            if msg.startswith(name + " "):
+                msg = "--" + name.replace("_", "-").replace("sources", "source") + msg[len(name):]
+        raise InputError(msg) from None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from rag.retriever import Retriever, clean_query
 
     clean_query(args.query)  # an empty question fails before the index and model load
+    filters = _filters(args)
 
     retriever = Retriever(_open_index(args))
-    filters = {"date_from": args.date_from, "date_to": args.date_to, "sources": args.source or None}
-    hits = retriever.retrieve(args.query, k=args.k, filters={k: v for k, v in filters.items() if v})
+    hits = retriever.retrieve(args.query, k=args.k, filters=filters)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0
@@ -217,13 +240,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rag.types import published_by
 
     clean_query(args.question)  # an empty question fails before the index and model load
+    filters = _filters(args)
     llm = None
     if args.llm:
         from rag.llm import parse_llm_spec
 
         llm = parse_llm_spec(args.llm, timeout=args.timeout)
     assistant = Assistant(Retriever(_open_index(args)), llm, AnswerConfig(k=args.k, llm_timeout=args.timeout))
-    answer = assistant.ask(args.question)
+    answer = assistant.ask(args.question, filters=filters)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -313,6 +337,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     rb.add_argument("-q", "--quiet", action="store_true")
     rb.set_defaults(func=cmd_index_rebuild)
 
+    def filter_opts(sp):
+        g = sp.add_argument_group("filters (an article whose date could not be read is left out by a date filter)")
+        g.add_argument("--date-from", help="only articles dated on or after (YYYY-MM-DD)")
+        g.add_argument("--date-to", help="only articles dated on or before (YYYY-MM-DD)")
+        g.add_argument("--recent", metavar="DURATION",
+                       help="only articles of the last DURATION: 7d, 2w, 3m or 1y (days, weeks, months, years)")
+        g.add_argument("--source", action="append", help="only articles from this source (repeatable)")
+
     ask = sub.add_parser("ask", help="a cited answer from the articles (or a plain 'not in the articles')")
     ask.add_argument("question")
     index_opt(ask)
@@ -320,6 +352,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     ask.add_argument("--llm", help="generate with a model: openai:BASE_URL#MODEL or llama-cpp:PATH.gguf "
                                    "(default: extractive quotes, no model)")
     ask.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the model (default 60)")
+    filter_opts(ask)
     ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
     ask.set_defaults(func=cmd_ask)
 
@@ -327,9 +360,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     q.add_argument("query")
     index_opt(q)
     q.add_argument("--k", type=int, default=5, help="number of passages (default 5)")
-    q.add_argument("--date-from", help="only articles dated on or after (YYYY-MM-DD)")
-    q.add_argument("--date-to", help="only articles dated on or before (YYYY-MM-DD)")
-    q.add_argument("--source", action="append", help="only articles from this source (repeatable)")
+    filter_opts(q)
     q.add_argument("--json", action="store_true", help="print the hits as JSON")
     q.set_defaults(func=cmd_search)
 

@@ -116,6 +116,8 @@ class Fetched:
     body: bytes = b""
     etag: str | None = None
     last_modified: str | None = None
+    #: when the answer came (POSIX time): what a page's relative date ("il y a 2 heures") counts from
+    fetched_at: float = dataclasses.field(default_factory=time.time)
 
     @property
     def not_modified(self) -> bool:
@@ -368,8 +370,9 @@ def page_article(fetched: Fetched, *, date: str | None = None) -> Article:
     Its url is the page's canonical URL when it declares one on its own site (a
     canonical pointing elsewhere is ignored: a page cannot take another site's place),
     else the URL it was fetched from, after redirects; its id is :func:`url_id` of that
-    url. ``date`` (a feed entry's) fills in when the page has no date of its own; the
-    source is the page's site name, else its host.
+    url. ``date`` (a feed entry's) fills in when the page has no date of its own; a
+    relative one ("il y a 2 heures") gets the day it names at fetch time put first
+    (:func:`rag.dates.pin_relative`). The source is the page's site name, else its host.
 
     Raises:
         InputError: the page holds no article text.
@@ -381,7 +384,10 @@ def page_article(fetched: Fetched, *, date: str | None = None) -> Article:
     canonical = urljoin(fetched.final_url, article.url) if article.url else None
     if canonical and is_url(canonical) and _host(canonical) == _host(fetched.final_url):
         url = canonical
-    return dataclasses.replace(article, id=url_id(url), url=url, date=article.date or date,
+    from rag.dates import pin_relative
+
+    return dataclasses.replace(article, id=url_id(url), url=url,
+                               date=pin_relative(article.date or date, fetched.fetched_at),
                                source=article.source or _host(url) or None)
 
 

@@ -189,6 +189,8 @@ class Index:
                         "`rag index rebuild --index %s` re-analyzes them (no re-embedding)",
                         path, analyzer or "terms-v1", ANALYZER, path)
         store = Store(path / DB_NAME)
+        if not store.dates_current:
+            _rekey_dates(path, store)
         built = BuildSettings(**store.get_meta("settings"))
         base = config or Config(index_dir=path)
         if config is not None:
@@ -332,6 +334,7 @@ class Index:
                         log.info("skipped %s", item)
                     continue
                 seen += 1
+                report.note_date(item)
                 batch[item.id] = item
                 if len(batch) >= self.config.commit_every:
                     embedded += self._commit(list(batch.values()), report)
@@ -610,6 +613,7 @@ class Index:
                     old.store.reanalyze()
                     old._lexical = None
                 old.store.regroup()  # an index written before syndicated copies were grouped
+                old.store.rekey_dates()  # dates an earlier version could not read
                 old.store.set_meta("settings", wanted.__dict__)
                 old.config = old.config.with_(faiss_index=config.faiss_index, hnsw_m=config.hnsw_m,
                                               hnsw_ef_search=config.hnsw_ef_search)
@@ -628,6 +632,8 @@ class Index:
             shutil.rmtree(tmp, ignore_errors=True)
             new = cls.create(tmp, config)
             new.add(list(old.store.iter_articles()), progress=progress)
+            # The days relative dates ("il y a 2 jours") named when first indexed, not today's.
+            new.store.keep_date_keys(old.store.date_keys())
             old.close()
             new.close()
             for name in KEPT_ON_REBUILD:  # uploads and feed state live with the index
@@ -641,6 +647,14 @@ class Index:
             (path / REBUILD_COMPLETE).unlink(missing_ok=True)
         shutil.rmtree(backup, ignore_errors=True)
         return cls.open(path, config)
+
+
+def _rekey_dates(path: Path, store: Store) -> None:
+    """Read the dates an earlier version could not (no re-embedding), when the writer lock
+    is free at once; else the next open does it."""
+    with try_write_lock(path) as free:
+        if free:
+            store.rekey_dates()
 
 
 UPLOADS = "uploads"

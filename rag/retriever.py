@@ -114,10 +114,12 @@ class Retriever:
             query: the question, in any language the embedder reads.
             k: how many hits (1-100).
             filters: ``Filters`` or a dict with ``date_from``/``date_to`` (ISO dates,
-                inclusive) and ``sources`` (a name or list of names).
+                inclusive), ``recent`` (``7d``, ``2w``, ``3m``, ``1y``: from that long ago)
+                and ``sources`` (a name or list of names). An article whose date could
+                not be read is left out by any date filter.
             query_vector: the query's embedding, when the caller already has it.
         Raises:
-            InputError: for an empty or over-long question or a bad ``k``.
+            InputError: for an empty or over-long question, a bad ``k`` or bad filters.
         """
         text, k, flt = validate(query, k, filters)
         return self.search(text, k, flt, query_vector=query_vector)
@@ -125,7 +127,7 @@ class Retriever:
     def search(self, text: str, k: int, filters: Filters | None = None, *, query_vector=None) -> list[Hit]:
         """:meth:`retrieve` for arguments already checked by :func:`validate` (the assistant
         validates once at its own entry point and calls this)."""
-        flt = filters
+        flt = filters if filters is None or isinstance(filters, Filters) else validate(text, k, filters)[2]
         allowed = None
         if flt is not None and not flt.empty:
             allowed = self.index.store.filtered_chunk_ids(flt)

@@ -12,17 +12,17 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from rag import dedup
+from rag.dates import PARSER_VERSION, date_key, since
 from rag.errors import IndexCorruptError
 from rag.types import Article, Chunk, Copy
 
@@ -74,29 +74,13 @@ CREATE TABLE IF NOT EXISTS sentence_vectors (
 """
 
 
-def date_key(value: str | None) -> str | None:
-    """An ISO ``YYYY-MM-DD`` for filtering, from the common ways news dates are written."""
-    if not value:
-        return None
-    v = value.strip()
-    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})", v)
-    if m:
-        return "-".join(m.groups())
-    m = re.match(r"^(\d{1,2})/(\d{1,2})/(\d{4})", v)
-    if m:
-        d, mo, y = m.groups()
-        return f"{y}-{int(mo):02d}-{int(d):02d}"
-    for fmt in ("%Y%m%d", "%d %B %Y", "%B %d, %Y", "%a, %d %b %Y %H:%M:%S %z"):
-        try:
-            return datetime.strptime(v, fmt).date().isoformat()
-        except ValueError:
-            continue
-    return None
-
-
 @dataclass(frozen=True)
 class Filters:
-    """Restrict retrieval to a date range (inclusive, ISO dates) and/or sources."""
+    """Restrict retrieval to a date range (inclusive, ISO dates) and/or sources.
+
+    An article whose date could not be read (no date key) is left out by any date
+    bound, and found when there is none.
+    """
 
     date_from: str | None = None
     date_to: str | None = None
@@ -112,20 +96,40 @@ class Filters:
                     raise ValueError(f"{name} must be an ISO date like 2025-08-09, got {v!r}") from None
         if isinstance(self.sources, str):
             object.__setattr__(self, "sources", (self.sources,))
+        if self.sources is not None:
+            if not all(isinstance(x, str) and x.strip() for x in self.sources):
+                raise ValueError(f"sources must be non-empty names, got {self.sources!r}")
+            object.__setattr__(self, "sources", tuple(self.sources) or None)
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError(f"the date range ends ({self.date_to}) before it starts ({self.date_from})")
+
+    @classmethod
+    def make(cls, date_from: str | None = None, date_to: str | None = None, sources=None,
+             recent: str | None = None, *, today: date | None = None) -> "Filters":
+        """Filters from user settings; ``recent`` (``7d``, ``2w``, ``3m``, ``1y``) means from
+        that long before ``today``, or from ``date_from`` when that is later.
+
+        Raises:
+            ValueError: a date that is not ISO, a bad duration, a range ending before it starts.
+        """
+        if recent:
+            start = since(recent, today).isoformat()
+            date_from = max(date_from, start) if date_from else start
+        if isinstance(sources, str):
+            sources = (sources,)
+        return cls(date_from or None, date_to or None, tuple(sources) if sources else None)
 
     @classmethod
     def coerce(cls, value: "Filters | dict | None") -> "Filters | None":
         if value is None or isinstance(value, Filters):
             return value
         if isinstance(value, dict):
-            allowed = {"date_from", "date_to", "sources", "source"}
+            allowed = {"date_from", "date_to", "sources", "source", "recent"}
             unknown = set(value) - allowed
             if unknown:
                 raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))} (use {', '.join(sorted(allowed))})")
-            sources = value.get("sources", value.get("source"))
-            if isinstance(sources, str):
-                sources = (sources,)
-            return cls(value.get("date_from"), value.get("date_to"), tuple(sources) if sources else None)
+            return cls.make(value.get("date_from"), value.get("date_to"), value.get("sources", value.get("source")),
+                            value.get("recent"))
         raise TypeError(f"filters must be a Filters or a dict, got {type(value).__name__}")
 
     @property
@@ -213,6 +217,11 @@ class Store:
                 self._db.execute("SELECT 1 FROM meta WHERE key = 'stories'").fetchone() is None):
             self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('stories', ?)",
                              (json.dumps(dedup.SETTINGS),))
+        # Likewise a new store's dates are all read by this parser (see rekey_dates).
+        if not self._db.execute("SELECT 1 FROM articles LIMIT 1").fetchone() and (
+                self._db.execute("SELECT 1 FROM meta WHERE key = 'date_parser'").fetchone() is None):
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('date_parser', ?)",
+                             (json.dumps(PARSER_VERSION),))
 
     def close(self) -> None:
         with self._lock:
@@ -493,7 +502,7 @@ class Store:
                     self._db.execute(
                         "INSERT OR REPLACE INTO articles(id, title, text, date, date_key, source, url, heading, origin, checksum, added_at, lang, author) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (article.id, article.title, article.text, article.date, date_key(article.date), article.source,
+                        (article.id, article.title, article.text, article.date, date_key(article.date, now), article.source,
                          article.url, article.heading, article.origin, article.checksum, now, lang, article.author),
                     )
                     for chunk, vec, t in zip(chunks, vectors, terms):
@@ -533,6 +542,64 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         return ids
+
+    # -- dates -------------------------------------------------------------
+    @property
+    def dates_current(self) -> bool:
+        """Whether every article's date key was read by this version's date parser."""
+        return self.get_meta("date_parser", 1) >= PARSER_VERSION
+
+    def rekey_dates(self) -> int:
+        """Read again the dates that have no key (written by an earlier, narrower parser),
+        relative ones from when each article was indexed; no re-embedding. Returns how many
+        now have one. The caller holds the writer lock."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, date, added_at FROM articles WHERE date_key IS NULL "
+                                    "AND date IS NOT NULL AND trim(date) != ''").fetchall()
+            keyed = [(k, i) for i, d, at in rows if (k := date_key(d, at))]
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("UPDATE articles SET date_key = ? WHERE id = ?", keyed)
+                self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('date_parser', ?)",
+                                 (json.dumps(PARSER_VERSION),))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if keyed:
+            log.info("read %d stored date(s) that had no key; %d still unread", len(keyed), len(rows) - len(keyed))
+        return len(keyed)
+
+    def date_keys(self) -> dict[str, str]:
+        """Every article's date key (articles that have one), by id."""
+        with self._lock:
+            return dict(self._db.execute("SELECT id, date_key FROM articles WHERE date_key IS NOT NULL"))
+
+    def keep_date_keys(self, keys: dict[str, str]) -> None:
+        """Set these articles' date keys (a rebuild keeps the days that relative dates named
+        when first indexed); ids not stored are ignored."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("UPDATE articles SET date_key = ? WHERE id = ?",
+                                     [(k, i) for i, k in keys.items()])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def undated_count(self) -> int:
+        """Articles with a date text that could not be read (no date key)."""
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM articles WHERE date_key IS NULL "
+                                    "AND date IS NOT NULL AND trim(date) != ''").fetchone()[0]
+
+    def sources(self) -> list[tuple[str, int]]:
+        """The sources of the indexed articles with their article counts, most articles first."""
+        with self._lock:
+            rows = self._db.execute("SELECT source, count(*) FROM articles WHERE source IS NOT NULL "
+                                    "AND source != '' GROUP BY source ORDER BY count(*) DESC, source").fetchall()
+        return [(r[0], int(r[1])) for r in rows]
 
     def reanalyze(self, batch: int = 500) -> int:
         """Detect every article's language and analyze its chunks' BM25 terms again.

@@ -103,6 +103,8 @@ class RecordProblem:
         return f"{where}: {self.reason}"
 
 
+#: Unreadable dates an :class:`AddReport` quotes.
+UNDATED_EXAMPLES = 3
 #: Problems an :class:`AddReport` keeps one by one; past it, only counts by reason.
 MAX_REPORTED_PROBLEMS = 100
 _NUMBER = re.compile(r"\d[\d,.]*")
@@ -168,6 +170,28 @@ class AddReport:
     seconds: float = 0.0
     problem_count: int = 0
     problem_kinds: dict[str, int] = field(default_factory=dict)
+    #: articles whose date text could not be read (kept, and found without a date filter)
+    undated: int = 0
+    #: the first few of those date texts, as written
+    undated_examples: list[str] = field(default_factory=list)
+
+    def note_date(self, article: Article) -> None:
+        """Count ``article`` when it has a date that :func:`rag.dates.date_key` cannot read."""
+        from rag.dates import date_key
+
+        if article.date and article.date.strip() and date_key(article.date) is None:
+            self.undated += 1
+            if len(self.undated_examples) < UNDATED_EXAMPLES and article.date not in self.undated_examples:
+                self.undated_examples.append(article.date)
+
+    def date_summary(self) -> str | None:
+        """One line on the dates that could not be read, or None when all could."""
+        if not self.undated:
+            return None
+        some = "1 article has" if self.undated == 1 else f"{self.undated:,} articles have"
+        eg = ", ".join(repr(d[:60]) for d in self.undated_examples)
+        it = "it is" if self.undated == 1 else "they are"
+        return (f"{some} a date we could not read (e.g. {eg}); {it} kept and found without a date filter")
 
     def add_problem(self, problem: RecordProblem) -> bool:
         """Record a problem (bounded); True when it was kept one by one."""

@@ -80,6 +80,8 @@ def _refresh(args, urls) -> int:
         print(f"no feeds followed in {index.path}: add one with `rag feeds add URL --index {index.path}`")
     else:
         print(report.summary())
+        if report.date_summary():
+            print(report.date_summary(), file=sys.stderr)
     return 1 if report.failed or report.failed_feeds else 0
 
 

@@ -36,7 +36,7 @@ from rag.fetch import (FEED_TYPES, PAGE_TYPES, Fetched, Fetcher, FetchLimits, ch
                        page_article)
 from rag.feeds.store import EntryState, Feed, FeedStore
 from rag.fsutil import write_lock
-from rag.types import AddReport, Article, RecordProblem
+from rag.types import UNDATED_EXAMPLES, AddReport, Article, RecordProblem
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,9 @@ class FeedResult:
     known: int = 0
     problems: list[RecordProblem] = field(default_factory=list)
     chunks_added: int = 0
+    #: articles whose date could not be read (AddReport.undated), and the first few dates
+    undated: int = 0
+    undated_examples: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -294,6 +297,12 @@ class RefreshReport:
     def chunks_added(self) -> int:
         return sum(f.chunks_added for f in self.feeds)
 
+    def date_summary(self) -> str | None:
+        """One line on the articles of every feed whose date could not be read, or None."""
+        total = AddReport(undated=sum(f.undated for f in self.feeds),
+                          undated_examples=[d for f in self.feeds for d in f.undated_examples][:UNDATED_EXAMPLES])
+        return total.date_summary()
+
     def summary(self) -> str:
         return (f"{len(self.feeds)} feed(s): {self.added} new, {self.updated} updated, {self.unchanged} unchanged, "
                 f"{self.failed} failed ({self.chunks_added} chunks embedded)"
@@ -303,7 +312,8 @@ class RefreshReport:
     def to_dict(self) -> dict:
         return {"feeds": [f.to_dict() for f in self.feeds], "added": self.added, "updated": self.updated,
                 "unchanged": self.unchanged, "failed": self.failed, "failed_feeds": self.failed_feeds,
-                "chunks_added": self.chunks_added, "seconds": round(self.seconds, 3)}
+                "chunks_added": self.chunks_added, "undated": sum(f.undated for f in self.feeds),
+                "seconds": round(self.seconds, 3)}
 
 
 def refresh(index, urls: Sequence[str] | None = None, *, limits: FetchLimits | None = None, add: AddFn | None = None,
@@ -361,6 +371,7 @@ def _refresh_one(store: FeedStore, fetcher: Fetcher, feed: Feed, add: AddFn) -> 
             result.added, result.updated = list(added.added), list(added.updated)
             result.unchanged += len(added.unchanged)
             result.chunks_added = added.chunks_added
+            result.undated, result.undated_examples = added.undated, list(added.undated_examples)
             result.problems.extend(added.problems)
         store.record_read(feed.url, now=_now(), title=parsed.title, etag=fetched.etag,
                           last_modified=fetched.last_modified, entries=states,

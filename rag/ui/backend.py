@@ -221,12 +221,14 @@ class Backend:
         return k
 
     def stream(self, question: str, history=None, *, answerer: str = "extractive", k: int | None = None,
-               date_from: str | None = None, date_to: str | None = None) -> Iterator[str | Answer]:
-        """Answer pieces, then the :class:`Answer` (see :meth:`rag.chat.Assistant.stream`)."""
+               date_from: str | None = None, date_to: str | None = None, sources=None,
+               recent: str | None = None) -> Iterator[str | Answer]:
+        """Answer pieces, then the :class:`Answer` (see :meth:`rag.chat.Assistant.stream`);
+        the filters are those of :func:`make_filters`."""
         from rag.retriever import clean_query
 
         question = clean_query(question)
-        filters = make_filters(date_from, date_to)
+        filters = make_filters(date_from, date_to, sources, recent)
         k = self._check_k(k)
         return self.assistant(answerer).stream(question, history, filters=filters, k=k)
 
@@ -237,10 +239,15 @@ class Backend:
                 answer = item
         return answer
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
+    def search(self, query: str, k: int = 5, *, date_from: str | None = None, date_to: str | None = None,
+               sources=None, recent: str | None = None) -> list[Hit]:
         if isinstance(k, float) and k.is_integer():
             k = int(k)
-        return self.retriever.retrieve(query, k=k)
+        return self.retriever.retrieve(query, k=k, filters=make_filters(date_from, date_to, sources, recent))
+
+    def sources(self) -> list[str]:
+        """The sources of the indexed articles, most articles first (for the source filter)."""
+        return [name for name, _ in self.index.store.sources()]
 
     # -- library ---------------------------------------------------------------
     def articles(self, query: str = "") -> list[dict]:
@@ -387,6 +394,8 @@ class Backend:
 
         report = refresh(self.index, add=add)
         log.info("feeds refreshed: %s", report.summary())
+        if report.date_summary():
+            log.info("feeds: %s", report.date_summary())
         return report
 
     def refresh_feeds_every(self, seconds: float, *, after: threading.Thread | None = None):
@@ -417,24 +426,34 @@ class Backend:
         return line + "."
 
 
-def make_filters(date_from: str | None, date_to: str | None):
-    """Retrieval filters from the date-range settings (blank = open), or None.
+#: The app's recency choices: (label, duration for Filters.make).
+RECENCY = [("Any time", ""), ("Last 24 hours", "1d"), ("Last 7 days", "7d"), ("Last 30 days", "30d"),
+           ("Last 12 months", "1y")]
 
+
+def make_filters(date_from: str | None, date_to: str | None, sources=None, recent: str | None = None):
+    """Retrieval filters from the settings (blank = open), or None when nothing is set.
+
+    Args:
+        sources: a source name or names (blank ones ignored).
+        recent: ``7d``, ``2w``, ``3m`` or ``1y``: from that long ago (or from ``date_from``, if later).
     Raises:
-        InputError: a date that is not ``YYYY-MM-DD``, or a range that ends before it starts.
+        InputError: a date that is not ``YYYY-MM-DD``, a bad duration, or a range that ends
+            before it starts.
     """
     from rag.store import Filters
 
     date_from, date_to = _blank_to_none(date_from, "date_from"), _blank_to_none(date_to, "date_to")
-    if date_from is None and date_to is None:
+    recent = _blank_to_none(recent, "recent")
+    if isinstance(sources, str):
+        sources = [sources]
+    sources = [x.strip() for x in (sources or []) if isinstance(x, str) and x.strip()]
+    if date_from is None and date_to is None and recent is None and not sources:
         return None
     try:
-        flt = Filters(date_from=date_from, date_to=date_to)
+        return Filters.make(date_from, date_to, sources, recent)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    if date_from and date_to and date_from > date_to:
-        raise InputError(f"the date range ends ({date_to}) before it starts ({date_from})")
-    return flt
 
 
 def upload_suffix(name: str) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rag.errors import RagError
 from rag.types import AddReport, Answer, Article, Citation, Hit
-from rag.ui.backend import MAX_SOURCES, UPLOAD_SUFFIXES, Backend, UIConfig, fmt_bytes
+from rag.ui.backend import MAX_SOURCES, RECENCY, UPLOAD_SUFFIXES, Backend, UIConfig, fmt_bytes
 from rag.ui.render import (describe_report, esc, render_answer, render_error, render_question, render_sources,
                            render_status)
 
@@ -108,13 +108,13 @@ def build_app(backend: Backend):
         return gr.Error(str(exc), title="Cannot do that", print_exception=False)
 
     # -- chat ----------------------------------------------------------------
-    def respond(question, chat, turns, answerer, k, date_from, date_to, show_timings):
+    def respond(question, chat, turns, answerer, k, date_from, date_to, sources, recent, show_timings):
         from rag.retriever import clean_query
 
         try:
             question = clean_query(question or "")
             stream = backend.stream(question, list(turns or []), answerer=answerer, k=int(k),
-                                    date_from=date_from, date_to=date_to)
+                                    date_from=date_from, date_to=date_to, sources=sources, recent=recent)
         except RagError as exc:
             raise fail(exc) from None
         chat = list(chat or []) + [{"role": "user", "content": render_question(question)},
@@ -153,6 +153,9 @@ def build_app(backend: Backend):
 
     def refresh(query):
         return table(query), index_info()
+
+    def source_choices():
+        return gr.update(choices=backend.sources())
 
     def feeds_view():
         rows = [[f["title"] or f["url"], f["url"], _when(f["last_checked"]), _when(f["last_ok"]), int(f["articles"]),
@@ -198,15 +201,16 @@ def build_app(backend: Backend):
 
     # -- API ---------------------------------------------------------------------
     def ask(question: str, answerer: str = "extractive", k: int = 6, date_from: str = "",
-            date_to: str = "") -> dict:
+            date_to: str = "", sources: list[str] | None = None, recent: str = "") -> dict:
         """Answer one question (no conversation) from the indexed articles.
 
+        Filters: date_from/date_to (YYYY-MM-DD), sources (names), recent (7d, 2w, 3m, 1y).
         Returns the answer text with [n] markers, its citations (quote, article, offsets),
         whether it was refused, the related passages when it was, and stage timings.
         """
         try:
             return answer_to_dict(backend.ask(question, answerer=answerer, k=k, date_from=date_from,
-                                              date_to=date_to))
+                                              date_to=date_to, sources=sources, recent=recent))
         except RagError as exc:
             raise fail(exc) from None
 
@@ -218,10 +222,12 @@ def build_app(backend: Backend):
             raise fail(exc) from None
         return report_to_dict(report, article)
 
-    def search(query: str, k: int = 5) -> list[dict]:
-        """The k passages closest to the query, best first."""
+    def search(query: str, k: int = 5, date_from: str = "", date_to: str = "", sources: list[str] | None = None,
+               recent: str = "") -> list[dict]:
+        """The k passages closest to the query, best first (filters as for /ask)."""
         try:
-            return [hit_to_dict(h) for h in backend.search(query, k)]
+            return [hit_to_dict(h) for h in backend.search(query, k, date_from=date_from, date_to=date_to,
+                                                           sources=sources, recent=recent)]
         except RagError as exc:
             raise fail(exc) from None
 
@@ -255,8 +261,14 @@ def build_app(backend: Backend):
                                             info=None if backend.llm_name
                                             else "Start with --llm SPEC for a language model.")
                         k = gr.Slider(1, MAX_SOURCES, value=backend.default_k, step=1, label="Sources to retrieve")
+                        recent = gr.Dropdown(RECENCY, value="", label="Published", elem_id="rag-recent")
                         date_from = gr.Textbox(label="From date", placeholder="YYYY-MM-DD")
                         date_to = gr.Textbox(label="To date", placeholder="YYYY-MM-DD")
+                        # Custom values allowed: a source removed since the list was read is
+                        # still a valid (empty) filter, not an error.
+                        sources = gr.Dropdown(backend.sources(), value=[], multiselect=True, label="Sources",
+                                              info="none chosen: all sources", allow_custom_value=True,
+                                              elem_id="rag-sources")
                         show_timings = gr.Checkbox(value=True, label="Show timings")
                         info = gr.Markdown(elem_id="rag-index-info")
             with gr.Tab("Library", id="library") as library_tab:
@@ -295,7 +307,7 @@ def build_app(backend: Backend):
                                            scale=4, elem_id="rag-remove-id")
                     remove_btn = gr.Button("Remove", variant="stop", scale=1, min_width=90, elem_id="rag-remove")
 
-        chat_inputs = [question, chatbot, turns, answerer, k, date_from, date_to, show_timings]
+        chat_inputs = [question, chatbot, turns, answerer, k, date_from, date_to, sources, recent, show_timings]
         for trigger in (question.submit, ask_btn.click):
             trigger(respond, chat_inputs, [question, chatbot, turns], show_progress="minimal", **private)
         new_btn.click(new_chat, None, [chatbot, turns, question], queue=False, **private)
@@ -306,11 +318,14 @@ def build_app(backend: Backend):
         refresh_btn.click(refresh, filter_box, [articles, info], **private)
         for trigger in (demo.load, library_tab.select, refresh_btn.click):
             trigger(feeds_view, None, [feeds, feeds_info], show_progress="hidden", **private)
+            trigger(source_choices, None, sources, show_progress="hidden", **private)
         filter_box.change(table, filter_box, articles, show_progress="hidden", **private)
         articles.select(pick_row, None, remove_id, **private)
-        add_files_btn.click(add_files, [files, filter_box], [articles, info, status, files], **private, **write)
+        add_files_btn.click(add_files, [files, filter_box], [articles, info, status, files], **private, **write).then(
+            source_choices, None, sources, show_progress="hidden", **private)
         add_text_btn.click(add_pasted, [p_title, p_text, p_date, p_source, p_url, filter_box],
-                           [articles, info, status, p_title, p_text, p_date, p_source, p_url], **private, **write)
+                           [articles, info, status, p_title, p_text, p_date, p_source, p_url], **private, **write).then(
+            source_choices, None, sources, show_progress="hidden", **private)
         remove_btn.click(remove, [remove_id, filter_box], [articles, info, status, remove_id], **private, **write)
 
         gr.api(ask, api_name="ask")

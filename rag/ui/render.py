@@ -150,4 +150,6 @@ def describe_report(report: AddReport, what: str = "") -> str:
     if report.unchanged:
         parts.append(f"{len(report.unchanged)} already indexed, unchanged")
     done = ", ".join(parts) or "nothing to add"
-    return f"{what}{done} ({report.chunks_added} chunks embedded in {report.seconds:.1f} s)."
+    dates = report.date_summary()
+    return (f"{what}{done} ({report.chunks_added} chunks embedded in {report.seconds:.1f} s)."
+            + (f" {dates[0].upper()}{dates[1:]}." if dates else ""))
