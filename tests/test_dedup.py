@@ -271,7 +271,7 @@ def test_cli_and_source_card_show_also_published_by(copies_index, hash_config, c
     also = (rag.types.Copy("lemonde", "T", "2025-08-10", "Le Monde & co"),)
     cit = rag.Citation(1, "libe", "T", None, "Libération", None, "q", 0, 1, also_published_by=also)
     canned = rag.Answer(question="q", text="« q » [1]", citations=[cit])
-    monkeypatch.setattr(Assistant, "ask", lambda self, question: canned)
+    monkeypatch.setattr(Assistant, "ask", lambda self, question, **kw: canned)
     idx = str(hash_config.index_dir)
     assert main(["ask", "Qui coordonne la coalition ?", "--index", idx]) == 0
     assert "also published by Le Monde & co" in capsys.readouterr().out
