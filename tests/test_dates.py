@@ -344,3 +344,21 @@ def test_app_page_has_the_source_choices_and_reports_unreadable_dates(backend):
     assert "1 article has a date we could not read (e.g. &#x27;au printemps&#x27;)" in status or (
         "1 article has a date we could not read (e.g. 'au printemps')" in status)
     assert "Le Télégramme" in fns["source_choices"]()["choices"]
+
+
+def test_the_api_takes_the_filters_by_name(backend):
+    gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is a dev dependency")
+    demo = ui.build_app(backend)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, show_error=True)
+    try:
+        api = gradio_client.Client(demo.local_url, verbose=False, download_files=False, analytics_enabled=False)
+        hits = api.predict(query="le port de Brest", k=50, sources=["Le Monde", "Reuters"], api_name="/search")
+        assert {h["article_id"] for h in hits} == {"iso", "rfc", "oct"}
+        hits = api.predict(query="le port de Brest", k=50, recent="7d", api_name="/search")
+        assert {h["article_id"] for h in hits} == {"ilya", "yesterday"}
+        r = api.predict(question="le port de Brest a-t-il rouvert ?", date_from="2030-01-01", api_name="/ask")
+        assert r["refused"] and r["citations"] == []
+        with pytest.raises(Exception, match="recent must look like"):
+            api.predict(query="le port", recent="soon", api_name="/search")
+    finally:
+        demo.close()
