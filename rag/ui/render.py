@@ -31,10 +31,10 @@ def add_progress_text(p) -> str:
 
 def fmt_duration(seconds: float) -> str:
     """``40 s``, ``3 min``, ``1 h 20 min``: a time left, rounded as a person would say it."""
-    s = max(1, round(seconds))
+    s = max(1, int(seconds + 0.5))
     if s < 60:
         return f"{s} s"
-    m = round(s / 60)
+    m = int(s / 60 + 0.5)
     if m < 60:
         return f"{m} min"
     return f"{m // 60} h {m % 60:02d} min"
