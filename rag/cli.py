@@ -72,9 +72,11 @@ def _progress_bar(desc: str, disable: bool):
     def progress(p) -> None:
         if p.total is not None and bar.total != max(p.total, p.done):
             bar.total = max(p.total, p.done)  # an estimated count may fall short
-        bar.update(p.done - bar.n)
         bar.set_postfix(saved=p.saved, chunks=p.chunks, refresh=False)
-        bar.refresh()
+        if p.done > bar.n:
+            bar.update(p.done - bar.n)  # draws the bar; its pace gives tqdm's time left
+        else:
+            bar.refresh()
 
     return bar, progress
 

@@ -208,3 +208,24 @@ def test_commit_seconds_setting(monkeypatch):
         Config.from_env()
     with pytest.raises(ConfigError, match="commit_seconds must be a positive"):
         Config(commit_seconds=0)
+
+
+def test_the_apps_add_files_progress_has_a_fraction_and_time_left(hash_config, tmp_path):
+    """The app's upload handler, built by the real Gradio page (its handler called, no browser)."""
+    from rag import ui
+
+    f = tmp_path / "lot.jsonl"
+    f.write_text("\n".join(record(i) for i in range(20)) + "\n", encoding="utf-8")
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    demo = ui.build_app(ui.Backend(index))
+    add_files = next(fn.fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "add_files")
+    calls = []
+    add_files([str(f)], "", progress=lambda value, desc=None, **kw: calls.append((value, desc)))
+    assert calls[0] == (0, "Reading 1 file(s)")
+    shown = calls[1:]
+    assert shown[0] == ((0, 20), "Embedding and indexing: 0 of 20 articles saved")
+    assert shown[-1] == ((20, 20), "Embedding and indexing: 20 of 20 articles saved")
+    assert any(v == (FIRST_BATCH, 20) and d.startswith(f"Embedding and indexing: {FIRST_BATCH} of 20 articles saved")
+               for v, d in shown)
+    assert index.store.counts()[0] == 20
+    index.close()
