@@ -352,9 +352,13 @@ def instrument(index, lookup: dict | None = None) -> dict:
 
 
 def add_progress(total: int):
-    def progress(seen, chunks, _title):
-        if seen % 4096 == 0 or (total < 4096 and seen % 128 == 0):
-            log(f"  Index.add: {seen}/{total} articles, {chunks} chunks")
+    step = 4096 if total >= 4096 else 128
+    last = [0]
+
+    def progress(p):  # an IngestProgress, after each commit (batches vary in size)
+        if p.done // step > last[0] // step:
+            log(f"  Index.add: {p.done}/{total} articles, {p.chunks} chunks")
+        last[0] = p.done
 
     return progress
 

@@ -38,6 +38,7 @@ from rag.errors import (  # noqa: E402
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
+    IngestInterrupted,
     InputError,
     RagError,
 )
@@ -47,6 +48,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Index": "rag.index",
+    "IngestProgress": "rag.index",
     "Retriever": "rag.retriever",
     "Filters": "rag.store",
     "Assistant": "rag.chat",
@@ -56,7 +58,8 @@ _LAZY = {
 
 __all__ = [
     "AddReport", "Answer", "AnswerConfig", "Article", "Assistant", "Citation", "SentenceCheck", "Chunk", "Config", "ConfigError", "EmbedderError", "Filters", "Hit", "Index",
-    "IndexCorruptError", "IndexLockedError", "IndexMismatchError", "IndexNotFoundError", "InputError",
+    "IndexCorruptError", "IndexLockedError", "IndexMismatchError", "IndexNotFoundError", "IngestInterrupted",
+    "IngestProgress", "InputError",
     "RagError", "RecordProblem", "Retriever", "get_embedder",
 ]
 

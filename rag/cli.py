@@ -63,26 +63,43 @@ def _open_index(args: argparse.Namespace, *, create: bool = False):
 
 
 def _progress_bar(desc: str, disable: bool):
-    """A tqdm bar on stderr and the ``Index.add`` progress callback that drives it."""
+    """A tqdm bar on stderr and the ``Index.add`` progress callback that drives it: with the
+    input's total once counted, tqdm shows the share done and the time left."""
     from tqdm import tqdm
 
     bar = tqdm(desc=desc, unit=" articles", disable=disable, file=sys.stderr, dynamic_ncols=True)
-    last = [0]
 
-    def progress(seen: int, chunks: int, title: str) -> None:
-        bar.update(seen - last[0])
-        last[0] = seen
-        bar.set_postfix(chunks=chunks, refresh=False)
+    def progress(p) -> None:
+        if p.total is not None and bar.total != max(p.total, p.done):
+            bar.total = max(p.total, p.done)  # an estimated count may fall short
+        bar.set_postfix(saved=p.saved, chunks=p.chunks, refresh=False)
+        if p.done > bar.n:
+            bar.update(p.done - bar.n)  # draws the bar; its pace gives tqdm's time left
+        else:
+            bar.refresh()
 
     return bar, progress
 
 
+def _interrupted(exc) -> str:
+    """What an interrupted ``rag index add`` says: how much is saved, and how to go on."""
+    of = f" of {exc.total:,}" if exc.total else ""
+    return (f"interrupted: {exc.saved:,}{of} articles saved; run the same command again to continue "
+            "(the saved ones are skipped, not embedded again)")
+
+
 def cmd_index_add(args: argparse.Namespace) -> int:
+    from rag.errors import IngestInterrupted
+
     index = _open_index(args, create=True)
     bar, progress = _progress_bar("indexing", args.quiet or args.json)
     try:
         with _quiet_bar_logging():
             report = index.add(args.paths, progress=progress)
+    except IngestInterrupted as exc:
+        bar.close()
+        print(_interrupted(exc), file=sys.stderr)
+        return 130
     finally:
         bar.close()
         index.close()
@@ -161,6 +178,12 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
     try:
         with _quiet_bar_logging():
             index = Index.rebuild(config.index_dir, config, progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        # A re-embedding rebuild's half-built copy is discarded by the next command (recover_rebuild).
+        print(f"interrupted: the next command on {config.index_dir} finishes or undoes the rebuild and says which; "
+              "an unfinished rebuild starts over when run again", file=sys.stderr)
+        return 130
     finally:
         bar.close()
     stats = index.stats()

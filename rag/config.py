@@ -39,8 +39,12 @@ class Config:
     batch_size: int = 32
     threads: int = 0
     cache_dir: Path = field(default_factory=default_cache_dir)
-    #: articles embedded and committed together during ingestion
+    #: most articles embedded and committed together during ingestion
     commit_every: int = 64
+    #: seconds of work after which an ingest commits what it has, whatever the count: batches
+    #: are sized from the measured embedding speed so each commit comes about this often (the
+    #: first after a few articles), and an interruption loses at most about this much work
+    commit_seconds: float = 30.0
     #: how chunks are found: dense vectors, BM25, or both fused (query time only)
     retrieval: str = "hybrid"
     #: re-score the candidates by their best sentence (query time only)
@@ -75,6 +79,8 @@ class Config:
         for name in ("hnsw_m", "hnsw_ef_search", "batch_size", "commit_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not self.commit_seconds > 0:
+            raise ConfigError(f"commit_seconds must be a positive number of seconds, got {self.commit_seconds}")
         if self.threads < 0:
             raise ConfigError(f"threads must be 0 (one per core) or positive, got {self.threads}")
         if self.runtime not in RUNTIMES:
@@ -97,6 +103,7 @@ class Config:
             "embed_sentences": "RAG_EMBED_SENTENCES",
             "runtime": "RAG_RUNTIME",
             "pool_sentences": "RAG_POOL_SENTENCES",
+            "commit_seconds": "RAG_COMMIT_SECONDS",
         }
         types = {f.name: f.type for f in fields(cls)}
         for name, var in env.items():
@@ -126,6 +133,11 @@ def _parse(name: str, raw: str, typ, var: str):
             return int(raw)
         except ValueError:
             raise ConfigError(f"{var} must be an integer for {name}, got {raw!r}") from None
+    if typ in (float, "float"):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{var} must be a number for {name}, got {raw!r}") from None
     return raw
 
 

@@ -35,6 +35,24 @@ class InputError(RagError, ValueError):
         super().__init__(f"{where}{reason}")
 
 
+class IngestInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or another KeyboardInterrupt) stopped :meth:`rag.index.Index.add`; what was
+    committed is kept, and running the same ingest again skips it.
+
+    A KeyboardInterrupt still (code that catches that catches this), not a RagError: the
+    user asked for it. Attributes:
+        report: the :class:`rag.types.AddReport` of what was committed before the stop.
+        total: the records the ingest expected to read, or None when not counted.
+        saved: the articles of the ingest now in the index (added, updated, or there already).
+    """
+
+    def __init__(self, report, total: int | None):
+        self.report = report
+        self.total = total
+        self.saved = len(report.added) + len(report.updated) + len(report.unchanged)
+        super().__init__(f"interrupted after {self.saved:,} articles were saved")
+
+
 class IndexNotFoundError(RagError):
     """No index exists at the given folder."""
 

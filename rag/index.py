@@ -32,7 +32,8 @@ import numpy as np
 
 from rag.analysis import ANALYZER
 from rag.config import Config
-from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from rag.errors import (IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError,
+                        IngestInterrupted)
 from rag.fsutil import atomic_write_json, fsync_dir, try_write_lock, write_lock
 from rag.store import DB_NAME, Store
 from rag.types import AddReport, Article, RecordProblem
@@ -54,8 +55,50 @@ LOCK_WAIT_SECONDS = 30.0
 #: that a reader opening meanwhile has little to catch up on in memory.
 PERSIST_EVERY_SECONDS = 30.0
 
-#: Called during ingestion with (articles seen, chunks embedded, last article title).
-Progress = Callable[[int, int, str], None]
+#: The size of an ingest's first batch: small, so the first commit comes early.
+FIRST_BATCH = 8
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """Where an ingest is: what :meth:`Index.add` passes its ``progress`` callback, once at
+    the start and after each commit.
+
+    Attributes:
+        done: records handled: articles committed or found unchanged, and bad records skipped.
+        total: the records expected, counted cheaply before reading (:mod:`rag.counting`);
+            None when not known. ``done`` may end a little off when records repeat an id
+            or a large JSON file's count was estimated.
+        saved: articles of this ingest now in the index (added, updated or already there).
+        chunks: chunks embedded so far.
+        seconds: since the ingest started.
+        title: the last committed article's title ("" at the start and end).
+    """
+
+    done: int
+    total: int | None
+    saved: int
+    chunks: int
+    seconds: float
+    title: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        """``done / total`` (at most 1), or None when the total is unknown."""
+        if not self.total:
+            return None
+        return min(1.0, self.done / self.total)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the pace so far, or None when it cannot be told yet."""
+        if not self.total or not self.done or self.seconds <= 0:
+            return None
+        return max(0.0, (self.total - self.done) * self.seconds / self.done)
+
+
+#: Called during ingestion with an :class:`IngestProgress`.
+Progress = Callable[[IngestProgress], None]
 
 
 @dataclass(frozen=True)
@@ -108,6 +151,8 @@ class Index:
         #: seconds a write waits for another process's commit (see LOCK_WAIT_SECONDS)
         self.lock_wait = LOCK_WAIT_SECONDS
         self._last_persist = time.monotonic()
+        #: the clock that times commits (a test may set its own)
+        self.clock: Callable[[], float] = time.monotonic
         self._embedder = None
         self._chunker = None
         self._lexical = None
@@ -300,20 +345,29 @@ class Index:
         fetched or read, are reported in the returned :class:`AddReport` and skipped;
         nothing of theirs is written.
 
+        Articles are committed in batches: at most ``config.commit_every``, sized so that
+        a commit comes about every ``config.commit_seconds`` (the first after
+        :data:`FIRST_BATCH` articles), and on time too when the source is slow.
+
         Args:
             sources: paths, ``http(s)://`` URLs (strings; fetched by :mod:`rag.fetch`,
                 after the files are read) and articles.
+            progress: called with an :class:`IngestProgress` at the start and after each
+                commit; given one, the input is first counted (cheaply) for its ``total``.
+        Raises:
+            IngestInterrupted: on KeyboardInterrupt, after saving what was committed; it
+                carries the report so far.
         """
         from rag.articles import read_articles
         from rag.fetch import fetch_articles, is_url
 
         report = AddReport()
         t0 = time.perf_counter()
-        seen = embedded = 0
         items = [sources] if isinstance(sources, (str, Path, Article)) else list(sources)
         urls = [s for s in items if is_url(s)]
         paths = [s for s in items if not isinstance(s, Article) and not is_url(s)]
         given = [s for s in items if isinstance(s, Article)]
+        total = _expected_records(given, paths, urls) if progress else None
 
         def stream():
             yield from given
@@ -322,31 +376,58 @@ class Index:
             if urls:
                 yield from fetch_articles(urls)
 
+        clock = self.clock
+        started = last_commit = clock()
+        every, budget = self.config.commit_every, self.config.commit_seconds
+        # The first batch is small, so something is saved (and the speed known) early; the
+        # next ones are sized from the speed so that a commit comes every `budget` seconds.
+        limit = min(every, FIRST_BATCH)
+        read = embedded = written = 0
+        embed_seconds = 0.0
+
+        def tell(title: str) -> None:
+            if progress:
+                progress(IngestProgress(read, total, _saved(report), embedded, clock() - started, title))
+
+        def commit(title: str) -> None:
+            nonlocal batch, embedded, written, embed_seconds, limit, last_commit
+            t = clock()
+            before = len(report.added) + len(report.updated)
+            embedded += self._commit(list(batch.values()), report)
+            batch = {}
+            last_commit = clock()
+            n = len(report.added) + len(report.updated) - before
+            if n:
+                written += n
+                embed_seconds += last_commit - t
+                limit = every if embed_seconds <= 0 else max(1, min(every, int(budget * written / embed_seconds)))
+            tell(title)
+
         # The locks (the process's and this object's) are held only around each commit:
         # searches from other threads and other processes' commits go on while a batch
         # is embedded.
         batch: dict[str, Article] = {}
         try:
+            tell("")
             for item in stream():
+                read += 1
                 if isinstance(item, RecordProblem):
                     # Logged at info: the caller reports problems (the CLI prints them once).
                     if report.add_problem(item):
                         log.info("skipped %s", item)
                     continue
-                seen += 1
                 report.note_date(item)
                 batch[item.id] = item
-                if len(batch) >= self.config.commit_every:
-                    embedded += self._commit(list(batch.values()), report)
-                    batch = {}
-                    if progress:
-                        progress(seen, embedded, item.title)
+                # On count, and on time for a slow source (pages, a slow disk).
+                if len(batch) >= limit or clock() - last_commit >= budget:
+                    commit(item.title)
             if batch:
-                embedded += self._commit(list(batch.values()), report)
-                if progress:
-                    progress(seen, embedded, "")
+                commit("")
+        except KeyboardInterrupt as exc:
+            # What was committed is saved (below), the rest is re-done next run.
+            report.seconds = time.perf_counter() - t0
+            raise IngestInterrupted(report, total) from exc
         finally:
-            # Also on Ctrl-C: what was committed is saved, the rest is re-done next run.
             self._save_files()
         report.seconds = time.perf_counter() - t0
         return report
@@ -800,6 +881,24 @@ def _drop_old_vector_files(path: Path, keep_generation: int) -> None:
     for p in [*path.glob("vectors-*.faiss"), *path.glob("lexical-*.npz")]:
         if p.name not in keep:
             p.unlink(missing_ok=True)
+
+
+def _expected_records(given: Sequence[Article], paths: Sequence, urls: Sequence[str]) -> int | None:
+    """How many records an ingest of these will read (each distinct page is one), cheaply;
+    None when the files cannot be counted."""
+    from rag.counting import count_records
+    from rag.fetch import normalize_url
+
+    try:
+        n_files = count_records(paths)
+    except OSError as exc:
+        log.debug("could not count the input: %s", exc)
+        return None
+    return len(given) + n_files + len({normalize_url(u) for u in urls})
+
+
+def _saved(report: AddReport) -> int:
+    return len(report.added) + len(report.updated) + len(report.unchanged)
 
 
 def _make_embedder(config: Config):

@@ -19,7 +19,7 @@ import pytest
 
 import rag
 from rag.config import Config
-from rag.index import MANIFEST
+from rag.index import FIRST_BATCH, MANIFEST
 
 
 def make_articles(n: int, *, prefix: str = "a", date: str | None = None, source: str | None = None):
@@ -211,16 +211,18 @@ def test_interrupted_ingest_of_10000_articles_resumes(hash_config):
     index = rag.Index.create(config.index_dir, config)
     articles = make_articles(10_000)
 
-    def stop_halfway(seen, chunks, title):
-        if seen >= 5_000:
+    def stop_halfway(p):
+        if p.done >= 5_000:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         index.add(articles, progress=stop_halfway)
     index.close()
     index = rag.Index.open(config.index_dir)
     committed = index.store.counts()[0]
-    assert committed == 5_000
+    # the first batch is small (FIRST_BATCH), the others commit_every
+    assert committed == 5_000 + FIRST_BATCH
+    assert stopped.value.saved == committed and stopped.value.total == 10_000
     consistent(index)
     report = index.add(articles)
     assert len(report.unchanged) == committed

@@ -82,8 +82,8 @@ INGEST = textwrap.dedent(
                         text=f"Le volcan numero {i} est entre en eruption en Islande. Une phrase de plus.")
             for i in range(6)]
 
-    def pause(seen, chunks, title):
-        if seen == 3:
+    def pause(p):
+        if p.done == 3:
             print("COMMITTED", flush=True)
             while not flag.exists():
                 time.sleep(0.05)

@@ -286,9 +286,9 @@ def build_or_reuse_index(dataset: Dataset, work_dir: Path, config: Config, bar: 
     b = bar(f"indexing {dataset.name}", len(dataset.articles), " articles")
     last = [0]
 
-    def progress(seen: int, chunks: int, title: str) -> None:
-        b.update(seen - last[0])
-        last[0] = seen
+    def progress(p) -> None:
+        b.update(p.done - last[0])
+        last[0] = p.done
 
     try:
         report = index.add(dataset.articles, progress=progress)

@@ -4,6 +4,8 @@
 only wires it to the page. :class:`UIConfig` says how the app is served.
 """
 
+from __future__ import annotations
+
 import logging
 import re
 import shutil
@@ -13,11 +15,15 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.articles import SUPPORTED_SUFFIXES, article_from_text, read_articles
 from rag.config import AnswerConfig
 from rag.errors import ConfigError, InputError, RagError
 from rag.types import AddReport, Answer, Article, Hit, ProblemTally, RecordProblem
+
+if TYPE_CHECKING:
+    from rag.index import IngestProgress
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +295,7 @@ class Backend:
                 f"Add it with `rag index add FILE --index {self.index.path}`: the app sees it at once.")
 
     def add_uploads(self, files: Sequence[str | Path], *, names: Sequence[str] | None = None,
-                    progress: Callable[[int, int, str], None] | None = None) -> AddReport:
+                    progress: Callable[[IngestProgress], None] | None = None) -> AddReport:
         """Check, copy and index uploaded files; all or nothing.
 
         Each file must have a supported suffix and be at most ``max_upload_bytes``;
@@ -300,7 +306,7 @@ class Backend:
         Args:
             files: paths of the uploaded files (in Gradio's upload cache).
             names: the names to report them by (default: their file names).
-            progress: called with (articles indexed, articles in total, title).
+            progress: called as :meth:`rag.index.Index.add` calls it (its ``total`` is known).
         Raises:
             InputError: no files, or a bad one; the message names it and says why.
         """
@@ -335,11 +341,7 @@ class Backend:
                 if not articles:
                     raise InputError("nothing was added: the files hold no articles")
                 self._check_size(articles)
-                total = len(articles)
-                if progress:
-                    progress(0, total, "")
-                report = self.index.add(articles, progress=(lambda seen, _c, title: progress(seen, total, title))
-                                        if progress else None)
+                report = self.index.add(articles, progress=progress)
             except BaseException:
                 for d in saved:
                     d.unlink(missing_ok=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 from rag.errors import RagError
 from rag.types import AddReport, Answer, Article, Citation, Hit
 from rag.ui.backend import MAX_SOURCES, RECENCY, UPLOAD_SUFFIXES, Backend, UIConfig, fmt_bytes
-from rag.ui.render import (describe_report, esc, render_answer, render_error, render_question, render_sources,
-                           render_status)
+from rag.ui.render import (add_progress_text, describe_report, esc, render_answer, render_error, render_question,
+                           render_sources, render_status)
 
 EXAMPLES = [
     "Who coordinates the coalition?",
@@ -169,8 +169,8 @@ def build_app(backend: Backend):
         names = [Path(f).name for f in files]
         progress(0, desc=f"Reading {len(files)} file(s)")
         try:
-            report = backend.add_uploads(files, names=names, progress=lambda seen, total, title: progress(
-                (seen, total), desc="Embedding and indexing", unit="articles"))
+            report = backend.add_uploads(files, names=names, progress=lambda p: progress(
+                (p.done, p.total) if p.total else None, desc=add_progress_text(p), unit="articles"))
         except RagError as exc:
             return gr.skip(), gr.skip(), render_status(str(exc), ok=False), gr.skip()
         msg = describe_report(report, f"{', '.join(names)}: ")

@@ -18,6 +18,28 @@ MAX_ARTICLE_CHARS_SHOWN = 30_000
 RELATED_CHARS_SHOWN = 320
 
 
+def add_progress_text(p) -> str:
+    """The line under the app's progress bar while files are indexed (an :class:`rag.index.IngestProgress`)."""
+    text = "Embedding and indexing"
+    if p.total:
+        text += f": {p.saved:,} of {p.total:,} articles saved"
+    eta = p.eta_seconds
+    if eta is not None and p.done < (p.total or 0):
+        text += f", about {fmt_duration(eta)} left"
+    return text
+
+
+def fmt_duration(seconds: float) -> str:
+    """``40 s``, ``3 min``, ``1 h 20 min``: a time left, rounded as a person would say it."""
+    s = max(1, int(seconds + 0.5))
+    if s < 60:
+        return f"{s} s"
+    m = int(s / 60 + 0.5)
+    if m < 60:
+        return f"{m} min"
+    return f"{m // 60} h {m % 60:02d} min"
+
+
 def esc(text: str | None) -> str:
     """Text for an HTML element or attribute: every markup character escaped."""
     return html.escape(text or "", quote=True)
