@@ -19,12 +19,13 @@ from dataclasses import replace
 import numpy as np
 
 from rag import followup
-from rag.analysis import detect_language, terms
+from rag.analysis import detect_language, names, terms
 from rag.answering import NOT_IN_SOURCES, ExtractiveAnswerer, GenerativeAnswerer, say
 from rag.config import AnswerConfig
 from rag.errors import InputError, LLMError
 from rag.evidence import Evidence, SentenceVectors
 from rag.intent import classify, topic_of
+from rag.persons import person_names, wants_person
 from rag.reader.candidates import build_candidates
 from rag.reader.features import is_question
 from rag.refusal import Decision, RefusalPolicy, missing_anchors
@@ -309,16 +310,36 @@ class Assistant:
         holds no answer of the kind asked (no date for "when", no new number for "how many"…),
         the second does, and the reader finds it nearly as likely (``second_quote_ratio``)."""
         usable = [ev for ev in evidence if not is_question(ev.text)]
-        best = usable[0] if usable else None
-        decision = self._decide(question, best, cross)
+        best, unmet = self._named(question, usable)
+        decision = self._decide(question, best, cross, unmet)
         if best is None or decision.refuse or self.generative is not None:
             return None, decision
         chosen = [best]
-        if not best.typed:
+        if best is usable[0] and not best.typed:
             more = self._typed_runner_up(usable, lambda ev: ev.hit.article_id == best.hit.article_id
                                          and ev.start < best.end and best.start < ev.end)
             chosen += [more] if more is not None else []
         return self.extractive.quote(chosen, lang), decision
+
+    def _named(self, question: str, usable: Sequence[Evidence]) -> tuple[Evidence | None, tuple[str, ...]]:
+        """The sentence to quote, and what it lacks. A question asking for a person ("quel
+        juge", "comment s'appelle le chauffeur") is answered by a sentence that names one
+        (:mod:`rag.persons`): the first of the next four that does, at least
+        ``second_quote_ratio`` as likely and from the same article or naming a name of the
+        question, replaces a best sentence that names no one; with
+        none, the answer lacks "a person's name" and the refusal policy counts it."""
+        best = usable[0] if usable else None
+        if best is None or not wants_person(question) or person_names(best.text, question):
+            return best, ()
+        floor = self.config.second_quote_ratio * best.score
+        anchors = {n[:5] for n in names(question)}
+
+        def about(ev: Evidence) -> bool:  # the same article, or a sentence naming what the question names
+            return ev.hit.article_id == best.hit.article_id or bool(anchors & {n[:5] for n in names(ev.text)})
+
+        named = next((ev for ev in usable[1:5] if ev.score >= floor and about(ev) and person_names(ev.text, question)),
+                     None)
+        return (named, ()) if named is not None else (best, ("a person's name",))
 
     def _typed_runner_up(self, usable: Sequence[Evidence], taken) -> Evidence | None:
         """The first of the two sentences after ``usable[0]`` that holds the kind of answer
@@ -338,10 +359,11 @@ class Assistant:
                 out.append(f"{a.title} {a.text}" + (f" {year.group()}" if year else ""))
         return out
 
-    def _decide(self, question: str, best: Evidence | None, cross: bool) -> Decision:
+    def _decide(self, question: str, best: Evidence | None, cross: bool, unmet: Sequence[str] = ()) -> Decision:
         if best is None:
             return Decision(True, 0.0)
-        return self.refusal.decide(question, best.score, self._article_texts([best.hit.article_id]), cross=cross)
+        return self.refusal.decide(question, best.score, self._article_texts([best.hit.article_id]), cross=cross,
+                                   unmet=unmet)
 
     def _multi(self, question: str, parts: Sequence[str], lang: str, hits: Sequence[Hit], qvec, cross: bool):
         """One best sentence per part of the question, in the parts' order (each once)."""

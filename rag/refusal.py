@@ -3,7 +3,8 @@
 The reader's probability that the sentence it would quote answers the question is
 the evidence; it is calibrated on held-out questions, so it means what it says
 (``rag eval`` prints its reliability curve). Two checks that are true of language
-lower it: a number the question names (a year, an amount) that the cited article
+lower it: what the question asks for that the sentence lacks (a person's name for "comment
+s'appelle le chauffeur ?", :mod:`rag.persons`), a number the question names (a year, an amount) that the cited article
 never mentions, and, when question and article share a language, a proper name of
 the question the article never mentions. A question about "the 2018 World Cup" over
 an article that never says 2018 is about something else, however close the topic.
@@ -55,9 +56,14 @@ class RefusalPolicy:
         self.threshold_cross = threshold_cross
         self.anchor_factor = anchor_factor
 
-    def decide(self, question: str, probability: float, article_texts: Sequence[str], *, cross: bool) -> Decision:
-        """Decide from the best sentence's ``probability`` and the texts of the article(s) it comes from."""
+    def decide(self, question: str, probability: float, article_texts: Sequence[str], *, cross: bool,
+               unmet: Sequence[str] = ()) -> Decision:
+        """Decide from the best sentence's ``probability`` and the texts of the article(s) it comes from.
+
+        ``unmet`` names what the question asks for that the quoted sentence lacks (``"a
+        person's name"``, see :mod:`rag.persons`): the sentence does not answer, whatever
+        its probability, so the decision is to refuse."""
         missing = tuple(missing_anchors(question, article_texts, with_names=not cross))
-        p = probability * self.anchor_factor ** min(len(missing), 2)
+        p = probability * self.anchor_factor ** min(len(missing) + 2 * len(unmet), 2)
         threshold = self.threshold_cross if cross else self.threshold
-        return Decision(p < threshold, round(float(p), 4), missing)
+        return Decision(bool(unmet) or p < threshold, round(float(p), 4), missing + tuple(unmet))

@@ -1,0 +1,128 @@
+"""Questions that ask for a person, and sentences that name one (rag.persons), and what the
+assistant does with them: quote the sentence that names someone, or refuse when none does.
+
+Fast: text rules, and the assistant over the hashing embedder.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import rag
+from rag.chat import Assistant
+from rag.config import AnswerConfig
+from rag.persons import person_names, wants_person
+from rag.refusal import RefusalPolicy
+
+
+@pytest.mark.parametrize("question", [
+    "Comment s'appelle le chauffeur de taxi qui a transporté le suspect ?",
+    "Comment s’appelait la policière municipale tuée en 2010 ?",
+    "Quel est le nom de famille de Mila ?",
+    "What was the name of the woman who called the police?",
+    "What are the names of the four police officers involved?",
+    "Quel procureur a appelé à la prudence ?",
+    "Quelle maire d'Albertville a évoqué un refuge pour les chats ?",
+    "Which French writer is behind the theory?",
+    "Who is the Lozère prefect who handled the teknival?",
+    "Qui est l'auteur du tweet ?",
+    "Qui est le préfet de Savoie ?",
+])
+def test_questions_that_ask_for_a_person(question):
+    assert wants_person(question)
+
+
+@pytest.mark.parametrize("question", [
+    "Quel est son record d'interceptions ?",  # "son" is a possessive, not a son
+    "En quelle année son livre a-t-il été adapté ?",
+    "Quels acteurs sont concernés ?",  # a plural: answered by a group as often as by names
+    "Who are the victims of the attack?",
+    "Qui était une femme d'âge mûr ?",  # asks for a description
+    "Quel est le nom du fleuve qui traverse Lyon ?",  # a name, not a person's
+    "Comment s'appelle le bateau ?",
+    "Où le pompier volontaire a-t-il été porté disparu ?",
+    "Combien de personnes ont été interpellées ?",
+    "Who coordinates the coalition?",
+])
+def test_questions_that_do_not(question):
+    assert not wants_person(question)
+
+
+@pytest.mark.parametrize("sentence, name", [
+    ("Interpellé à Glasgow, Guy Joao, un retraité français, est soupçonné.", "Guy Joao"),
+    ("Mais le procureur de la République de Nantes, Pierre Sennès, a appelé à la prudence.", "Pierre Sennès"),
+    ("Le juge Mander a rejeté ces déclarations.", "juge Mander"),
+    ("Selon M. Chouviat, rien n'a changé.", "Chouviat"),
+    ("Eugénie Bernier, une habitante d'Albertville, a légué ses biens.", "Eugénie Bernier"),
+    ("Il est venu avec Céline, 42 ans, habitante de Fréjus.", "Céline"),
+    ("Don Quichotte a été écrit par Miguel de Cervantes.", "Miguel de Cervantes"[:6]),
+    ("Le ministre de l'économie Bruno Le Maire était présent.", "Bruno"),
+    ("Guillaume est défait, bien que son frère, Drogon, conquière Bovino.", "Drogon"),
+    ("La rébellion fut écrasée par Murat.", "Murat"),
+    ("Jean-Pierre Raffarin est arrivé mardi.", "Jean-Pierre Raffarin"),
+    ("Sudán tuvo un régimen islamista bajo el liderazgo de Hassan al-Turabi.", "Hassan al-Turabi"),
+])
+def test_sentences_that_name_someone(sentence, name):
+    found = person_names(sentence, "Qui ?")
+    assert any(name in n for n in found), found
+
+
+@pytest.mark.parametrize("sentence", [
+    # places, bodies, months, sources and short asides are no one
+    "Samedi 19 mai, un homme de 37 ans a été interpellé dans le VIIIe arrondissement de Marseille "
+    "(Bouches-du-Rhône), rapporte La Provence.",
+    "Mardi 11 décembre, après avoir ouvert le feu près du marché de Noël de Strasbourg (Bas-Rhin), "
+    "l'assaillant a pris la fuite.",
+    "Un gendarme a été blessé vendredi 21 août dans le centre-ville de Palavas-les-Flots, dans l'Hérault.",
+    "L'expert de l'Institut de recherche criminelle a analysé treize vidéos.",
+    "Le XVIIIe siècle a vu naître la Nouvelle Calédonie moderne.",
+    "Un skieur de 21 ans a été tué sur une piste de la station de Morillon (Haute-Savoie).",
+])
+def test_sentences_that_name_no_one(sentence):
+    assert person_names(sentence, "Comment s'appelle l'homme ?") == []
+
+
+def test_names_the_question_already_holds_are_no_answer():
+    s = "Mounir Mahjoubi passe la journée à Fréjus aux côtés de Céline."
+    assert person_names(s, "Quel est le nom de famille de Céline, qui a accueilli Mounir Mahjoubi ?") == []
+    assert person_names(s, "Qui a accueilli le ministre ?") == ["Mounir Mahjoubi"]
+
+
+def test_an_unmet_request_refuses_whatever_the_probability():
+    policy = RefusalPolicy(threshold=0.1, threshold_cross=0.1)
+    assert not policy.decide("Qui ?", 0.95, ["un texte"], cross=False).refuse
+    d = policy.decide("Qui ?", 0.95, ["un texte"], cross=False, unmet=("a person's name",))
+    assert d.refuse and "a person's name" in d.missing and d.confidence < 0.95
+
+
+ARTICLES = [
+    rag.Article(id="ligonnes", title="Fausse arrestation à Glasgow", date="2019-10-12", source="Test",
+                text="Xavier Dupont de Ligonnès aurait été arrêté à l'aéroport de Glasgow vendredi soir.\n"
+                     "Après l'annonce de l'arrestation à Glasgow, un procureur a appelé à la prudence.\n"
+                     "Mais le procureur de Nantes, Pierre Sennès, a appelé à la prudence vendredi soir.\n"
+                     "L'homme arrêté à Glasgow était un retraité."),
+    rag.Article(id="marseille", title="Marseille : il tente de noyer sa mère", date="2018-05-20", source="Test",
+                text="Un homme de 37 ans a été interpellé samedi à Marseille après avoir tenté de noyer sa mère.\n"
+                     "Il a été placé en garde à vue, rapporte La Provence."),
+]
+NO_THRESHOLD = dict(refusal_threshold=-1, refusal_threshold_cross=-1)
+
+
+@pytest.fixture
+def assistant(hash_config):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(ARTICLES)
+    yield Assistant(rag.Retriever(index), config=AnswerConfig(**NO_THRESHOLD))
+    index.close()
+
+
+def test_a_person_question_quotes_the_sentence_that_names_someone(assistant):
+    answer = assistant.ask("Quel procureur a appelé à la prudence après l'arrestation à Glasgow ?")
+    assert not answer.refused
+    assert "Pierre Sennès" in answer.citations[0].quote
+
+
+def test_a_person_question_with_no_one_named_is_refused(assistant):
+    # The article says who tried to drown his mother only as "un homme de 37 ans".
+    answer = assistant.ask("Comment s'appelle l'homme qui a tenté de noyer sa mère à Marseille ?")
+    assert answer.refused, answer.text
