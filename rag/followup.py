@@ -56,7 +56,8 @@ _IMPERSONAL_EN = re.compile(
 # ones any noun phrase, "possessive" ones any naming word anywhere in the question.
 _ANAPHORS = {
     "fr": [
-        (re.compile(_INVERTED_FR), "person"),
+        # "attendait-on", "sait-on": the indefinite "on" refers to no one in particular.
+        (re.compile(r"[\w']+-(?:t-)?(?:il|elle|ils|elles)\b"), "person"),
         (re.compile(r"(?<![\w-])(?:il|elle|ils|elles)\b(?!-)"), "person"),
         (re.compile(r"\b(?:lui|eux)\b"), "person"),
         (re.compile(r"\bleurs? (?=" + _AUX_FR + r"\b|" + _INVERTED_FR + ")"), "person"),
