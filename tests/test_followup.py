@@ -67,6 +67,10 @@ QUESTIONS = [
     ("And when?", True, True),
     ("What about Spain?", True, False),
     ("Also in Germany?", True, False),
+    # the indefinite "on" refers to no one
+    ("Combien de centimètres de neige attendait-on dans le Gard ?", False, False),
+    ("Que sait-on du suspect ?", False, False),
+    ("Que sait-on de lui ?", True, True),
     # Spanish and German
     ("¿Cuántos países forman la coalición?", False, False),
     ("¿Quién lo dijo?", True, True),
