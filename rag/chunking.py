@@ -35,7 +35,7 @@ from rag.types import Article, Chunk
 log = logging.getLogger(__name__)
 
 #: Recorded in an index manifest; bump when a change to the rules moves chunk boundaries.
-SPLITTER = "paragraph-sentence-v3"
+SPLITTER = "paragraph-sentence-v4"
 MIN_SIZE = 16
 
 # Everything str.splitlines() breaks on: a paragraph never spans one of these.
@@ -48,7 +48,7 @@ _LETTERS = re.compile(r"[^\W\d_]+")
 # text, glued to the next sentence: "trois ans.Deux", "vraiment ?Non", 'fin."Puis', "dit.A l'issue".
 _END = re.compile(
     r"(?P<term>[.!?…]+)(?P<close>(?:\s*[»›]|[”\"’')\]])*)"
-    r"(?=(?P<space>\s+)|$|(?P<glued>)(?:[“‹„\"(]|«\s?){0,2}(?:[A-ZÀ-ÖØ-ÞŒ][a-zß-öø-ÿœ'’]|[AÀ] [a-zß-öø-ÿœ])"
+    r"(?=(?P<space>\s+)|$|(?P<glued>)(?:[“‹„\"(]|«\s?){0,2}(?:[A-ZÀ-ÖØ-ÞŒ][a-zß-öø-ÿœ'’]|[AÀ] [A-ZÀ-ÖØ-ÞŒa-zß-öø-ÿœ])"
     r"|(?P<digit>)\d)"
 )
 # Before a stop glued to a digit, what shows it is no decimal point or abbreviation:
@@ -95,6 +95,16 @@ _UPPER = "A-ZÀ-ÖØ-Þ"
 _URL_MARK = re.compile(r"[/@=]|www\.")
 _HANDLE = re.compile(r"[#@_]")
 _HEADING = re.compile(rf"[{_UPPER}](?<=[{_LOWER}].)(?<=[{_LOWER}]{{3}}.)[{_LOWER}'’]")
+# ... or is written in capitals: "UN RANDONNEUR PIQUÉ À CINQ REPRISESAu final".
+_CAPS_HEADING = re.compile(rf"[{_UPPER}](?<=[{_UPPER}]{{5}})[{_LOWER}'’]")
+# ... or in capitals with a space, three words or more, before a sentence that starts on a
+# word that starts sentences: "• UN AGRICULTEUR RETROUVÉ MORT SOUS UNE COULÉE DE NEIGE Le corps…".
+# The scan starts on the capital of the next word (rare after two capitals and a space),
+# and then checks the words before it.
+_CAPS_NEXT = re.compile(rf"[{_UPPER}](?<=[{_UPPER}]{{2}}\s[{_UPPER}])[{_LOWER}]+\b")
+_CAPS_BEFORE = re.compile(rf"(?<![\w'’])(?:[{_UPPER}]{{2,}}[\s'’-]+){{2,}}[{_UPPER}]{{2,}}\s$")
+# A bullet starts an item, never continues a sentence: "tempête Eleanor.• UN AGRICULTEUR…".
+_BULLET = re.compile(r"[•▪◦‣]")
 # ... or ends on a closing quote: 'une "bavure policière"Le 3 janvier'.
 _QUOTE_HEADING = re.compile(rf"[{_UPPER}](?<=[{_LOWER}][\"”»].)[{_LOWER}'’]")
 # Glued headings are only trusted after a capitalized last word ("par France InterLa
@@ -143,36 +153,61 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         span = _strip(text, line.start(), line.end())
         if not span:
             continue
-        lo, hi = span
-        # Spans need no stripping: a sentence starts on the line's first non-space or
-        # after a space run or a glue point, and ends on its punctuation or a letter.
-        heads = [m.start() for m in _HEADING.finditer(text, lo, hi)]
-        if '"' in text[lo:hi] or "”" in text[lo:hi] or "»" in text[lo:hi]:
-            heads = sorted(heads + [m.start() for m in _QUOTE_HEADING.finditer(text, lo, hi)])
-        h, n_heads = 0, len(heads)
-        for m in _END.finditer(text, lo, hi):
-            while h < n_heads and heads[h] < m.start():
-                lo = _heading_cut(text, lo, heads[h], spans)
-                h += 1
-            e = m.end()
-            nxt = m.end("space")  # the next non-space: -1 when glued or at the end
-            if nxt < 0:
-                if e < hi and (cut := _glued_end(text, lo, m)) is not None:
-                    spans.append((lo, cut))
-                    lo = cut
-            elif nxt < hi and _ends_sentence(text, lo, hi, m, nxt):
-                spans.append((lo, e))
-                lo = nxt
-        for p in heads[h:]:
-            lo = _heading_cut(text, lo, p, spans)
-        spans.append((lo, hi))
+        for lo, hi in _bullet_items(text, *span):
+            _split_line(text, lo, hi, spans)
     return spans
 
 
+def _bullet_items(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The line ``[lo, hi)`` cut before each bullet that follows other text (items stripped)."""
+    if not _BULLET.search(text, lo, hi):
+        return [(lo, hi)]
+    items, start = [], lo
+    for m in _BULLET.finditer(text, lo + 1, hi):
+        item = _strip(text, start, m.start())
+        if item:
+            items.append(item)
+            start = m.start()
+    last = _strip(text, start, hi)
+    return items + [last] if last else items
+
+
+def _split_line(text: str, lo: int, hi: int, spans: list[tuple[int, int]]) -> None:
+    """Append the sentence spans of the stripped line ``[lo, hi)`` to ``spans``."""
+    # Spans need no stripping: a sentence starts on the line's first non-space or
+    # after a space run or a glue point, and ends on its punctuation or a letter.
+    heads = [m.start() for m in _HEADING.finditer(text, lo, hi)]
+    caps = [m.start() for m in _CAPS_HEADING.finditer(text, lo, hi)]
+    runs = [m.start() for m in _CAPS_NEXT.finditer(text, lo, hi)
+            if m.group() in _STARTERS and _CAPS_BEFORE.search(text, max(lo, m.start() - 120), m.start())]
+    if caps or runs:
+        heads = sorted(heads + caps + runs)
+    if '"' in text[lo:hi] or "”" in text[lo:hi] or "»" in text[lo:hi]:
+        heads = sorted(heads + [m.start() for m in _QUOTE_HEADING.finditer(text, lo, hi)])
+    h, n_heads = 0, len(heads)
+    for m in _END.finditer(text, lo, hi):
+        while h < n_heads and heads[h] < m.start():
+            lo = _heading_cut(text, lo, heads[h], spans)
+            h += 1
+        e = m.end()
+        nxt = m.end("space")  # the next non-space: -1 when glued or at the end
+        if nxt < 0:
+            if e < hi and (cut := _glued_end(text, lo, m)) is not None:
+                spans.append((lo, cut))
+                lo = cut
+        elif nxt < hi and _ends_sentence(text, lo, hi, m, nxt):
+            spans.append((lo, e))
+            lo = nxt
+    for p in heads[h:]:
+        lo = _heading_cut(text, lo, p, spans)
+    spans.append((lo, hi))
+
+
 def _heading_cut(text: str, lo: int, p: int, spans: list[tuple[int, int]]) -> int:
-    """Cut the sentence begun at ``lo`` before ``p`` if a glued heading ends there; return the new start."""
-    if p > lo and _heading_join(text, lo, p):
-        spans.append((lo, p))
+    """Cut the sentence begun at ``lo`` before ``p`` if a glued heading ends there (or a heading
+    in capitals, followed by a space); return the new start."""
+    if p > lo and (text[p - 1].isspace() or _heading_join(text, lo, p)):
+        spans.append((lo, p) if not text[p - 1].isspace() else _strip(text, lo, p))
         return p
     return lo
 
@@ -230,6 +265,10 @@ def _heading_join(text: str, lo: int, p: int) -> bool:
         return False  # a URL, a hashtag, a handle, an identifier: #J'aimeLeSilence, @EmmanuelMacron
     if left[0].islower():
         return left + right not in _CAMEL_CASE
+    if len(left) >= 4 and left.isupper():
+        # A heading in capitals, then a word that starts sentences: "REPRISESAu final"; not
+        # a roman numeral ("XVIIIe") nor an acronym with a suffix ("PMEs").
+        return right in _STARTERS or right in _ELIDED_STARTERS
     return right in _HEADING_STARTERS or right in _ELIDED_STARTERS
 
 

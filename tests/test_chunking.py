@@ -241,7 +241,16 @@ GLUED = {
                                ["La stratégie critiquée par François Hollande", "La direction répond."]),
     "source credit": ("Il a parlé.par France InterLe leader a évoqué la grève.",
                       ["Il a parlé.par France Inter", "Le leader a évoqué la grève."]),
+    "stop, then À and a name": ("Appuyés par 3 Canadair.À Chiatra, un poteau est tombé.",
+                                ["Appuyés par 3 Canadair.", "À Chiatra, un poteau est tombé."]),
+    "a bullet starts an item": ("Vigilance orange en Isère.• UN AGRICULTEUR RETROUVÉ MORT Le corps a été retrouvé.",
+                                ["Vigilance orange en Isère.", "• UN AGRICULTEUR RETROUVÉ MORT", "Le corps a été retrouvé."]),
+    "bullets in a row": ("• Premier point • Second point", ["• Premier point", "• Second point"]),
+    "heading in capitals, glued": ("UN RANDONNEUR PIQUÉ À CINQ REPRISESAu final quatre véhicules sont venus.",
+                                   ["UN RANDONNEUR PIQUÉ À CINQ REPRISES", "Au final quatre véhicules sont venus."]),
     # not glued sentences
+    "roman numeral and acronyms": ("Le XVIIIe siècle des PMEs et de LVMHMoët.", ["Le XVIIIe siècle des PMEs et de LVMHMoët."]),
+    "two capitals then a sentence word": ("Il travaille à la SNCF SA Le matin.", ["Il travaille à la SNCF SA Le matin."]),
     "M.Dupont": ("M.Dupont est arrivé.", ["M.Dupont est arrivé."]),
     "St.Louis": ("Il vit à St.Louis depuis dix ans.", ["Il vit à St.Louis depuis dix ans."]),
     "U.S.A": ("Il vit aux U.S.A depuis dix ans.", ["Il vit aux U.S.A depuis dix ans."]),
@@ -358,8 +367,9 @@ def test_chunker_rejects_bad_settings(size, overlap, bad):
 def test_chunker_settings():
     c = Chunker(words, size=128, overlap=16)
     assert c.settings == {"size": 128, "overlap": 16, "splitter": SPLITTER}
-    # v3: also stops glued to a bracket or a number, and headings ending on a closing quote
-    assert SPLITTER == "paragraph-sentence-v3"
+    # v3: also stops glued to a bracket or a number, and headings ending on a closing quote;
+    # v4: "Canadair.À Chiatra", bullets, and headings in capitals
+    assert SPLITTER == "paragraph-sentence-v4"
 
 
 def test_index_chunked_by_the_previous_splitter_asks_for_a_rebuild(seed_dir, hash_config):
@@ -374,7 +384,7 @@ def test_index_chunked_by_the_previous_splitter_asks_for_a_rebuild(seed_dir, has
     assert manifest["chunking"]["splitter"] == SPLITTER
     manifest["chunking"]["splitter"] = "paragraph-sentence-v1"
     path.write_text(json.dumps(manifest))
-    with pytest.raises(rag.IndexMismatchError, match="paragraph-sentence-v1.*paragraph-sentence-v3.*rag index rebuild"):
+    with pytest.raises(rag.IndexMismatchError, match="paragraph-sentence-v1.*paragraph-sentence-v4.*rag index rebuild"):
         rag.Index.open(hash_config.index_dir)
     rebuilt = rag.Index.rebuild(hash_config.index_dir, hash_config)
     rebuilt.close()
