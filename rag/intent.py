@@ -28,8 +28,15 @@ _ARTICLES = re.compile(
 # "X, et Y ?" / "X and Y?": a second interrogative after a coordination.
 _INTERROGATIVE = (r"(?:qui|quand|où|combien|comment|pourquoi|quel|quelle|quels|quelles|que|qu['’]|quoi|lequel|laquelle|"
                   r"who|when|where|how|why|what|which|whom|whose|est-ce|is|are|was|were|did|does|do)")
-_SPLIT = re.compile(rf"(?:,\s*|\s+)(?:et|and|ainsi que|puis|then|also|aussi|,)\s+(?={_INTERROGATIVE}\b)"
-                    rf"|\s*[;?]\s*(?={_INTERROGATIVE}\b)", re.IGNORECASE)
+# The second interrogative may follow a preposition ("et dans quelle prison", "and on what
+# date", "et d'où"); after a comma, a yes/no question with an inverted subject is a part too
+# (", et son arme était-elle réelle ?").
+_PREPOSITION = (r"(?:à|au|aux|dans|de|du|des|en|par|pour|sur|avec|chez|vers|depuis|contre|selon|"
+                r"on|in|at|from|for|to|by|with|since|into|under|after|before)")
+_SECOND = (rf"(?:{_PREPOSITION}\s+)?{_INTERROGATIVE}\b|d['’]où\b")
+_SPLIT = re.compile(rf"(?:,\s*|\s+)(?:et|and|ainsi que|puis|then|also|aussi|,)\s+(?={_SECOND})"
+                    rf"|,\s*(?:et|and)\s+(?=[^,?]*\w-(?:t-)?(?:il|elle|ils|elles|on)\b[^,]*\?\s*$)"
+                    rf"|\s*[;?]\s*(?={_SECOND})", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,11 @@ def question_parts(question: str) -> list[str]:
         if len(pieces[i].split()) == 1:
             rest = re.sub(rf"^\s*{_INTERROGATIVE}\b\s*", "", pieces[i + 1], flags=re.IGNORECASE)
             pieces[i] = f"{pieces[i].rstrip(' ?')} {rest}"
+    # "Quand a-t-il été vu pour la dernière fois, et où ?": a bare interrogative at the end
+    # borrows the rest of the part before it.
+    if len(pieces[-1].rstrip(" ?").split()) == 1 and len(pieces[-2].split()) > 1:
+        rest = re.sub(rf"^\s*{_INTERROGATIVE}\b\s*", "", pieces[-2], flags=re.IGNORECASE)
+        pieces[-1] = f"{pieces[-1].rstrip(' ?')} {rest}"
     out = []
     for p in pieces:
         p = p.strip()

@@ -155,6 +155,7 @@ def test_reader_weights_round_trip_and_refuse_foreign_files(tmp_path):
     ("Qui a annoncé la création de la coalition ?", "fact"),
     ("Who coordinates the coalition of the willing?", "fact"),
     ("Qui sont Tom et Jerry ?", "fact"),
+    ("Le chat de la voisine et le chien sont-ils amis ?", "fact"),  # no comma: one yes/no question
 ])
 def test_intent(question, kind):
     assert classify(question).kind == kind
@@ -164,6 +165,17 @@ def test_parts_and_topic():
     assert question_parts("Quand et où a eu lieu le sommet ?") == ["Quand a eu lieu le sommet ?",
                                                                    "où a eu lieu le sommet ?"]
     assert question_parts("How many died, and who were the victims?") == ["How many died?", "who were the victims?"]
+    # a preposition before the second interrogative, "d'où", a yes/no part, a bare "où" at the end
+    assert question_parts("Où a-t-il été arrêté, et dans quelle prison a-t-il été incarcéré ?") == [
+        "Où a-t-il été arrêté ?", "dans quelle prison a-t-il été incarcéré ?"]
+    assert question_parts("On what date was he stopped, and on what date did he die?") == [
+        "On what date was he stopped?", "on what date did he die?"]
+    assert question_parts("Quel âge avaient les enfants, et d'où venait la famille ?") == [
+        "Quel âge avaient les enfants ?", "d'où venait la famille ?"]
+    assert question_parts("Quel âge avait le suspect, et son arme était-elle réelle ?") == [
+        "Quel âge avait le suspect ?", "son arme était-elle réelle ?"]
+    assert question_parts("Quand a-t-il été vu pour la dernière fois, et où ?") == [
+        "Quand a-t-il été vu pour la dernière fois ?", "où a-t-il été vu pour la dernière fois ?"]
     assert topic_of("Quels articles parlent de la grève SNCF ?") == "grève SNCF"
     assert topic_of("Which articles mention Emmanuel Macron?") == "Emmanuel Macron"
     assert topic_of("Résume l'article sur le Loto") == "Loto"
