@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from rag import followup
-from rag.analysis import detect_language, names, terms
+from rag.analysis import detect_language, fold, names, terms, words
 from rag.answering import NOT_IN_SOURCES, ExtractiveAnswerer, GenerativeAnswerer, say
 from rag.config import AnswerConfig
 from rag.errors import InputError, LLMError
@@ -426,12 +426,18 @@ class Assistant:
                 best_of[ev.hit.article_id] = ev
         keep: list[tuple[Evidence, Decision]] = []
         topic_terms = set(terms(topic))
+        # Across languages the topic's words differ from the articles', but a person's full
+        # name is written the same ("Éric Drouet", "Agnès Buzyn"): an article naming none of
+        # the topic's people is not about them.
+        people = {fold(n.split()[-1])[:5] for n in person_names(topic) if " " in n} if cross else set()
         for aid, ev in best_of.items():
             text = " ".join(self._article_texts([aid]))
             if topic_terms and not cross:
                 have = set(terms(text))
                 if len(topic_terms & have) < max(1, math.ceil(0.6 * len(topic_terms))):
                     continue
+            if people and not people & {fold(w)[:5] for w in words(text)}:
+                continue
             decision = self._topic_decision(topic, ev, cross, text)
             if not decision.refuse:
                 keep.append((ev, decision))

@@ -126,3 +126,24 @@ def test_a_person_question_with_no_one_named_is_refused(assistant):
     # The article says who tried to drown his mother only as "un homme de 37 ans".
     answer = assistant.ask("Comment s'appelle l'homme qui a tenté de noyer sa mère à Marseille ?")
     assert answer.refused, answer.text
+
+
+def test_an_article_list_across_languages_keeps_the_articles_naming_the_person(hash_config):
+    articles = [
+        rag.Article(id="drouet", title="Gilets jaunes : Éric Drouet interpellé à Paris", date="2019-01-03",
+                    source="Test", text="Éric Drouet, figure des gilets jaunes, a été interpellé mercredi soir à Paris "
+                                        "près des Champs-Élysées, selon la préfecture de police."),
+        rag.Article(id="acte8", title="Gilets jaunes : l'acte 8 à Paris", date="2019-01-05", source="Test",
+                    text="Les gilets jaunes ont manifesté samedi à Paris pour l'acte 8 du mouvement, selon la "
+                         "préfecture de police, qui a compté des milliers de manifestants."),
+    ]
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(articles)
+    try:
+        loose = dict(refusal_threshold=-1, refusal_threshold_cross=-1, topic_threshold=-1, topic_threshold_cross=-1)
+        answer = Assistant(rag.Retriever(index), config=AnswerConfig(**loose)).ask(
+            "Which articles mention yellow-vest figure Éric Drouet?")
+    finally:
+        index.close()
+    assert not answer.refused
+    assert [c.article_id for c in answer.citations] == ["drouet"]
