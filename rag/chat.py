@@ -28,7 +28,7 @@ from rag.intent import classify, topic_of
 from rag.persons import person_names, wants_person
 from rag.reader.candidates import build_candidates
 from rag.reader.features import is_question
-from rag.refusal import Decision, RefusalPolicy, missing_anchors
+from rag.refusal import Decision, RefusalPolicy, missing_anchors, states_unknown
 from rag.retriever import Retriever, clean_query, validate
 from rag.store import date_key
 from rag.types import Answer, Hit
@@ -211,8 +211,11 @@ class Assistant:
             timings["verify"] = 0.0
             timings["total"] = _ms(t0)
             text = say("refused", lang)
+            citations = []
+            if draft is not None:  # the article says the fact is not known: show where
+                text, citations = f"{text} {draft.text}", draft.citations
             yield text
-            yield Answer(text=text, refused=True, related=hits[:3], timings_ms=timings, **base)
+            yield Answer(text=text, refused=True, citations=citations, related=hits[:3], timings_ms=timings, **base)
             return
 
         t = time.perf_counter()
@@ -312,6 +315,11 @@ class Assistant:
         usable = [ev for ev in evidence if not is_question(ev.text)]
         best, unmet = self._named(question, usable)
         decision = self._decide(question, best, cross, unmet)
+        if best is not None and not decision.refuse and states_unknown(best.text):
+            # "Il n'était pas établi s'il s'agissait de frelons européens ou asiatiques": the
+            # article says the fact is not known. Refuse, and quote it.
+            decision = Decision(True, decision.confidence, decision.missing + ("the article says it is not known",))
+            return self.extractive.quote([best], lang), decision
         if best is None or decision.refuse or self.generative is not None:
             return None, decision
         chosen = [best]

@@ -12,10 +12,34 @@ an article that never says 2018 is about something else, however close the topic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.analysis import fold, names, numbers, words
+
+
+# News says so when a fact is not known yet: "son identité n'a pas été communiquée", "il
+# n'était pas établi s'il s'agissait de…", "the cause remains unknown". Such a sentence is
+# the article's answer: the fact is missing.
+_UNKNOWN = re.compile(
+    r"\b(?:n['’](?:a|ont|avait|avaient|est|était|étaient|sont|ai)\s+pas\s+(?:encore\s+|immédiatement\s+|)"
+    r"(?:été\s+)?(?:établi|précisé|communiqué|dévoilé|révélé|connu|identifié|déterminé|divulgué|rendu public|"
+    r"confirmé)\w*"
+    r"|n['’](?:est|était|étaient|sont)\s+pas\s+(?:encore\s+)?(?:connu|établi|déterminé|clair)\w*"
+    r"|(?:reste|restent|restait|restaient|demeure|demeurent|demeurait)\s+(?:encore\s+)?(?:inconnu|indéterminé|"
+    r"flou|mystérieu|incertain)\w*"
+    r"|on\s+(?:ignore|ne\s+sait\s+pas|ne\s+connaît\s+pas)|(?:nul|personne)\s+ne\s+sait|sans\s+plus\s+de\s+précisions?"
+    r"|(?:has|have|had|was|were|is|are)\s+not\s+(?:yet\s+|immediately\s+)?(?:been\s+)?(?:released|disclosed|"
+    r"established|confirmed|identified|made public|revealed|known|determined|clear)"
+    r"|(?:remains?|remained)\s+(?:unknown|unclear|undetermined|a mystery)|it\s+is\s+(?:not|un)\s*(?:yet\s+)?"
+    r"(?:known|clear)|no\s+one\s+knows)\b",
+    re.IGNORECASE)
+
+
+def states_unknown(sentence: str) -> bool:
+    """Whether ``sentence`` says that something is not known ("l'identité n'a pas été communiquée")."""
+    return bool(_UNKNOWN.search(sentence))
 
 
 @dataclass(frozen=True)

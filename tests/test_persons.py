@@ -147,3 +147,40 @@ def test_an_article_list_across_languages_keeps_the_articles_naming_the_person(h
         index.close()
     assert not answer.refused
     assert [c.article_id for c in answer.citations] == ["drouet"]
+
+
+@pytest.mark.parametrize("sentence, unknown", [
+    ("Il n'était pas établi dimanche soir s'il s'agissait de frelons européens ou asiatiques.", True),
+    ("Son identité n'a pas été communiquée.", True),
+    ("Les causes de l'incendie restent inconnues.", True),
+    ("On ignore encore combien de personnes étaient à bord.", True),
+    ("His name has not been released.", True),
+    ("The cause of the fire remains unknown.", True),
+    ("Le bilan a été établi à trois morts.", False),
+    ("Il n'a pas été blessé.", False),
+    ("The police confirmed that two people were arrested.", False),
+])
+def test_sentences_that_say_a_fact_is_not_known(sentence, unknown):
+    from rag.refusal import states_unknown
+
+    assert states_unknown(sentence) is unknown
+
+
+def test_when_the_article_says_the_fact_is_not_known_the_answer_refuses_and_quotes_it(hash_config):
+    said = "Il n'était pas établi dimanche soir s'il s'agissait de frelons européens ou de frelons asiatiques."
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add([rag.Article(id="frelons", title="Des randonneurs attaqués par des frelons", date="2019-09-01",
+                           source="Test", text="Huit randonneurs ont été piqués par des frelons dimanche près d'Agen.\n"
+                                               + said)])
+    try:
+        answer = Assistant(rag.Retriever(index), config=AnswerConfig(**NO_THRESHOLD)).ask(
+            "Les frelons qui ont piqué les randonneurs étaient-ils européens ou asiatiques ?")
+    finally:
+        index.close()
+    assert answer.refused
+    assert answer.text.startswith("Les articles ne contiennent pas la réponse")
+    assert [c.quote for c in answer.citations] == [said]
+    from rag.ui.render import render_sources
+
+    html = render_sources(answer, lambda aid: None, show_timings=False)
+    assert "What the article says" in html and "frelons asiatiques" in html

@@ -70,7 +70,11 @@ def render_sources(answer: Answer, get_article: Callable[[str], Article | None],
     parts = []
     if answer.notice:
         parts.append(f"<div class='rag-notice'>⚠ {esc(answer.notice)}</div>")
-    if answer.refused:
+    if answer.refused and answer.citations:
+        # The article says the fact is not known: the sentence that says so.
+        parts.append("<div class='rag-label'>What the article says</div>")
+        parts.extend(_citation_card(c, get_article(c.article_id)) for c in answer.citations)
+    elif answer.refused:
         if answer.related:
             parts.append("<div class='rag-label'>Closest passages (they do not answer the question)</div>")
             parts.extend(_related_card(h, get_article(h.article_id)) for h in answer.related)
