@@ -129,9 +129,43 @@ def _holds_the_article(el: Any, page_chars: int) -> bool:
     return len(_squash(el.text_content())) > page_chars / 2
 
 
+def _own_text_chars(td: Any) -> int:
+    """Characters of ``td``'s text outside the tables nested in it."""
+    inner = sum(len(_squash(t.text_content())) for t in td.findall(".//table") if t.getparent() is not None)
+    return len(_squash(td.text_content())) - inner
+
+
+def _unwrap_layout_table(tree: Any) -> None:
+    """On a page laid out with tables (menus, sidebars and the article in cells, paragraphs
+    split by ``<br><br>``, no ``<p>`` or ``<article>``), keep only the cell that holds most of
+    the page's own text, without the boxes nested in it (comments, polls). trafilatura would
+    read the layout as one data table and keep all of it."""
+    body = tree.find(".//body")
+    if body is None or tree.find(".//article") is not None:
+        return
+    page_chars = len(_squash(body.text_content()))
+    para_chars = sum(len(_squash(p.text_content())) for p in tree.iter("p"))
+    if not page_chars or para_chars > 0.2 * page_chars or not body.findall(".//td//table"):
+        return
+    cells = [(td, _own_text_chars(td)) for td in body.iter("td")]
+    best, chars = max(cells, key=lambda c: c[1], default=(None, 0))
+    if best is None or chars < 300 or chars < 0.35 * page_chars:
+        return
+    for nested in best.findall(".//table"):
+        if nested.getparent() is not None:
+            nested.drop_tree()
+    for child in list(body):
+        body.remove(child)
+    body.text = None
+    best.tag = "div"
+    body.append(best)
+
+
 def _prune(tree: Any) -> None:
     """Remove the furniture trafilatura lets through (see the module docstring)."""
     from lxml import etree
+
+    _unwrap_layout_table(tree)
 
     # Never readable text, whatever the page's layout (trafilatura keeps a <template>'s).
     for el in list(tree.iter(*_NEVER_TEXT)):
@@ -201,11 +235,21 @@ def _paragraphs(body: Any) -> list[str]:
     return out
 
 
+# The links under an article: "Envoyer cet article à un ami | Version imprimable", "Print | Email".
+_TOOL_LINK = re.compile(
+    r"^\s*(?:envoyer(?: cet article| à un ami| par e-?mail)*|version imprimable|imprimer(?: cet article| la page)?|"
+    r"partager(?: sur \w+)?|réagir|commenter|signaler|print(?: this (?:article|story|page))?|printer[- ]friendly(?: version)?|"
+    r"e-?mail(?: this (?:article|story))?|share(?: this (?:article|story))?|send to a friend|"
+    r"(?:envoyer )?cet article à un ami|haut de page|back to top|retour en haut)\s*$", re.IGNORECASE)
+
+
 def is_furniture(paragraph: str) -> bool:
     """True for a short paragraph that is page furniture by its words (see the module docstring)."""
     if len(paragraph) > _FURNITURE_MAX_CHARS:
         return False
     if _READ_ALSO.match(paragraph):
+        return True
+    if len(paragraph) <= 120 and all(_TOOL_LINK.match(part) for part in re.split(r"[|•·/]", paragraph)):
         return True
     low = paragraph.lower()  # a cheap test first: most paragraphs hold none of these words
     return any(w in low for w in _FURNITURE_WORDS) and bool(_FURNITURE.search(paragraph))
