@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS sentence_vectors (
 """
 
 
+#: Articles with a date text the date parser could not read (kept, without a date key).
+_UNDATED = "date_key IS NULL AND date IS NOT NULL AND trim(date) != ''"
+
+
 @dataclass(frozen=True)
 class Filters:
     """Restrict retrieval to a date range (inclusive, ISO dates) and/or sources.
@@ -240,6 +244,18 @@ class Store:
     @property
     def generation(self) -> int:
         return int(self.get_meta("generation", 0))
+
+    @contextlib.contextmanager
+    def _immediate(self):
+        """A write transaction (the caller holds ``self._lock``): committed when the block
+        ends, rolled back when it raises (Ctrl-C included)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def snapshot(self):
@@ -487,8 +503,7 @@ class Store:
         removed: list[int] = []
         added: list[int] = []
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._immediate():
                 self._ensure_stories()
                 for item in items:
                     article, chunks, vectors = item[:3]
@@ -518,29 +533,19 @@ class Store:
                     )
                     dedup.group(self._db, article.id, article.title, article.text, (sketches or {}).get(article.id))
                 self._bump_generation()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         return removed, added
 
     def remove(self, article_id: str) -> list[int] | None:
         """Delete an article and its chunks; returns their chunk ids, or None if there was no such article."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._immediate():
                 if not self._db.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone():
-                    self._db.execute("ROLLBACK")
-                    return None
+                    return None  # nothing written: the empty transaction commits
                 ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE article_id = ?", (article_id,))]
                 self._ensure_stories()
                 dedup.ungroup(self._db, article_id)
                 self._db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
                 self._bump_generation()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         return ids
 
     # -- dates -------------------------------------------------------------
@@ -554,18 +559,12 @@ class Store:
         relative ones from when each article was indexed; no re-embedding. Returns how many
         now have one. The caller holds the writer lock."""
         with self._lock:
-            rows = self._db.execute("SELECT id, date, added_at FROM articles WHERE date_key IS NULL "
-                                    "AND date IS NOT NULL AND trim(date) != ''").fetchall()
+            rows = self._db.execute(f"SELECT id, date, added_at FROM articles WHERE {_UNDATED}").fetchall()
             keyed = [(k, i) for i, d, at in rows if (k := date_key(d, at))]
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._immediate():
                 self._db.executemany("UPDATE articles SET date_key = ? WHERE id = ?", keyed)
                 self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('date_parser', ?)",
                                  (json.dumps(PARSER_VERSION),))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         if keyed:
             log.info("read %d stored date(s) that had no key; %d still unread", len(keyed), len(rows) - len(keyed))
         return len(keyed)
@@ -579,20 +578,14 @@ class Store:
         """Set these articles' date keys (a rebuild keeps the days that relative dates named
         when first indexed); ids not stored are ignored."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._immediate():
                 self._db.executemany("UPDATE articles SET date_key = ? WHERE id = ?",
                                      [(k, i) for i, k in keys.items()])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
 
     def undated_count(self) -> int:
         """Articles with a date text that could not be read (no date key)."""
         with self._lock:
-            return self._db.execute("SELECT count(*) FROM articles WHERE date_key IS NULL "
-                                    "AND date IS NOT NULL AND trim(date) != ''").fetchone()[0]
+            return self._db.execute(f"SELECT count(*) FROM articles WHERE {_UNDATED}").fetchone()[0]
 
     def sources(self) -> list[tuple[str, int]]:
         """The sources of the indexed articles with their article counts, most articles first."""
@@ -612,8 +605,7 @@ class Store:
         from rag.chunking import embedding_text
 
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._immediate():
                 ids = [r[0] for r in self._db.execute("SELECT id FROM articles ORDER BY id")]
                 for i in range(0, len(ids), batch):
                     part = ids[i : i + batch]
@@ -628,10 +620,6 @@ class Store:
                         (" ".join(analyze(embedding_text(texts[aid][0], texts[aid][1][st:en]), langs[aid])), cid)
                         for cid, aid, st, en in rows])
                 self._bump_generation()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         return len(ids)
 
     # -- stories (syndicated copies, rag.dedup) ---------------------------------------
@@ -655,13 +643,8 @@ class Store:
         with self._lock:
             if self.stories_ready:
                 return False
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._immediate():
                 self._ensure_stories()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         return True
 
     def stories_of(self, article_ids: Sequence[str]) -> dict[str, str]:
