@@ -334,8 +334,8 @@ class Assistant:
         juge", "comment s'appelle le chauffeur") is answered by a sentence that names one
         (:mod:`rag.persons`): the first of the next four that does, at least
         ``second_quote_ratio`` as likely and from the same article or naming a name of the
-        question, replaces a best sentence that names no one; with
-        none, the answer lacks "a person's name" and the refusal policy counts it."""
+        question, replaces a best sentence that names no one; with none, the answer lacks
+        "a person's name" and the refusal policy refuses."""
         best = usable[0] if usable else None
         if best is None or not wants_person(question) or person_names(best.text, question):
             return best, ()

@@ -83,8 +83,7 @@ def _is_person_noun(word: str) -> bool:
 def _has_person_noun(text: str) -> bool:
     if any(p in text for p in _PERSON_PHRASES):
         return True
-    return any(_singular(w) in _PERSON_NOUNS or w in _PERSON_NOUNS for w in re.findall(r"[\w'-]+", text)
-               if not w.endswith("'"))
+    return any(_is_person_noun(w) for w in re.findall(r"[\w'-]+", text) if not w.endswith("'"))
 
 
 def wants_person(question: str) -> bool:
