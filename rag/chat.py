@@ -13,7 +13,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -25,6 +25,7 @@ from rag.config import AnswerConfig
 from rag.errors import InputError, LLMError
 from rag.evidence import Evidence, SentenceVectors
 from rag.intent import classify, topic_of
+from rag.focus import question_focus
 from rag.persons import person_names, wants_person
 from rag.reader.candidates import build_candidates
 from rag.reader.features import is_question
@@ -301,7 +302,9 @@ class Assistant:
             return [], False
         cross = detect_language(" ".join(c.text for c in cands[:3])) != lang
         if hasattr(self.reader, "read_typed"):
-            probs, order, typed = self.reader.read_typed(question, lang, cands, cross)
+            checks = self._requirements(question, cross, cands[0].text)
+            also = (lambda text: any(holds(text) for _, holds, _ in checks)) if checks else None
+            probs, order, typed = self.reader.read_typed(question, lang, cands, cross, also=also)
         else:  # a reader of one's own with the two-value protocol
             (probs, order), typed = self.reader.read(question, lang, cands, cross), np.ones(len(cands))
         ranked = sorted(range(len(cands)), key=lambda i: -order[i])
@@ -313,7 +316,7 @@ class Assistant:
         holds no answer of the kind asked (no date for "when", no new number for "how many"…),
         the second does, and the reader finds it nearly as likely (``second_quote_ratio``)."""
         usable = [ev for ev in evidence if not is_question(ev.text)]
-        best, unmet = self._named(question, usable)
+        best, unmet = self._named(question, usable, cross)
         decision = self._decide(question, best, cross, unmet)
         if best is not None and not decision.refuse and states_unknown(best.text):
             # "Il n'était pas établi s'il s'agissait de frelons européens ou asiatiques": the
@@ -329,25 +332,54 @@ class Assistant:
             chosen += [more] if more is not None else []
         return self.extractive.quote(chosen, lang), decision
 
-    def _named(self, question: str, usable: Sequence[Evidence]) -> tuple[Evidence | None, tuple[str, ...]]:
-        """The sentence to quote, and what it lacks. A question asking for a person ("quel
-        juge", "comment s'appelle le chauffeur") is answered by a sentence that names one
-        (:mod:`rag.persons`): the first of the next four that does, at least
-        ``second_quote_ratio`` as likely and from the same article or naming a name of the
-        question, replaces a best sentence that names no one; with none, the answer lacks
-        "a person's name" and the refusal policy refuses."""
+    def _named(self, question: str, usable: Sequence[Evidence], cross: bool = False
+               ) -> tuple[Evidence | None, tuple[str, ...]]:
+        """The sentence to quote, and what it lacks. A question that sets what its answer
+        must hold (a person's name for "quel juge" or "comment s'appelle le chauffeur",
+        :mod:`rag.persons`; an age, an amount of money, a share, a time of day or a number
+        of the counted thing, :mod:`rag.focus`) is answered by a sentence that holds it: the
+        first of the next four that does, at least ``second_quote_ratio`` as likely and from
+        the same article or naming a name of the question, replaces a best sentence that does
+        not; with none, the answer lacks it, and for a strict focus the refusal policy refuses."""
         best = usable[0] if usable else None
-        if best is None or not wants_person(question) or person_names(best.text, question):
+        if best is None:
+            return best, ()
+        checks = self._requirements(question, cross, best.text)
+        if not checks:
             return best, ()
         floor = self.config.second_quote_ratio * best.score
         anchors = {n[:5] for n in names(question)}
+        first = best
 
         def about(ev: Evidence) -> bool:  # the same article, or a sentence naming what the question names
-            return ev.hit.article_id == best.hit.article_id or bool(anchors & {n[:5] for n in names(ev.text)})
+            return ev.hit.article_id == first.hit.article_id or bool(anchors & {n[:5] for n in names(ev.text)})
 
-        named = next((ev for ev in usable[1:5] if ev.score >= floor and about(ev) and person_names(ev.text, question)),
-                     None)
-        return (named, ()) if named is not None else (best, ("a person's name",))
+        for label, holds, strict in checks:
+            if holds(best.text):
+                continue
+            found = next((ev for ev in usable[1:self.REQUIREMENT_WINDOW] if ev.score >= floor and about(ev)
+                          and holds(ev.text)), None)
+            if found is not None:
+                best = found
+            elif strict:
+                return best, (label,)
+        return best, ()
+
+    #: how far down the reader's order a sentence holding what the question requires may replace the best one
+    REQUIREMENT_WINDOW = 8
+
+    @staticmethod
+    def _requirements(question: str, cross: bool, passage: str) -> list[tuple[str, Callable[[str], bool], bool]]:
+        """What the answer to ``question`` must hold, as ``(label, holds(sentence), strict)``:
+        a person's name (:mod:`rag.persons`), and the question's focus (:mod:`rag.focus`;
+        ``passage`` tells the text's language when the question is in another)."""
+        checks = []
+        if wants_person(question):
+            checks.append(("a person's name", lambda text: bool(person_names(text, question)), True))
+        focus = question_focus(question, detect_language(passage) if cross else None)
+        if focus is not None:
+            checks.append((focus.label, lambda text: focus.holds(text, question), focus.strict))
+        return checks
 
     def _typed_runner_up(self, usable: Sequence[Evidence], taken) -> Evidence | None:
         """The first of the two sentences after ``usable[0]`` that holds the kind of answer
@@ -386,12 +418,12 @@ class Assistant:
             v /= np.linalg.norm(v) or 1.0
             ev, _ = self._read(part, lang, hits, v)
             usable = [e for e in ev if not is_question(e.text)]
-            best = usable[0] if usable else None
+            best, unmet = self._named(part, usable, cross)
             if best is not None and quoted(best) and not best.typed:
                 # The sentence quoted for an earlier part lacks what this part asks for
                 # (a date, a number, a name…): the next one that has it, if nearly as likely.
                 best = self._typed_runner_up(usable, quoted) or best
-            d = self._decide(part, best, cross)
+            d = self._decide(part, best, cross, unmet)
             decisions.append(d)
             if not d.refuse and best is not None and not quoted(best):
                 chosen.append(best)

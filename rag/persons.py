@@ -48,7 +48,7 @@ _PERSON_NOUNS = frozenset(fold(w) for w in """
     writer journalist reporter victim suspect killer gunman attacker assailant murderer hostage
     hostage-taker pensioner retiree resident farmer kayaker climber hiker passenger pilot witness
     winner founder spokesman spokeswoman spokesperson leader candidate councillor commissioner
-    captain general secretary robber inmate prisoner person
+    captain general secretary robber inmate prisoner person children people men women persons
 """.split())
 # Multi-word person nouns (folded).
 _PERSON_PHRASES = ("preneur d'otages", "jeune homme", "jeune femme", "chef de l'etat", "police officer",
@@ -145,14 +145,34 @@ def _single_name(toks, i: int, sentence: str) -> bool:
 
 
 def _described(toks, i: int, sentence: str) -> bool:
-    """Whether the capitalized ``toks[i]`` is followed by ", le/la/un/une/son/sa … <person noun>"."""
+    """Whether the capitalized ``toks[i]`` is followed by ", le/la/un/une/son/sa … <person noun>"
+    (not after "selon", "d'après", "according to": "Selon Franceinfo, le chauffeur…" names a
+    source, then begins the sentence)."""
     e = toks[i][2]
     if not sentence[e:e + 2].startswith(","):
+        return False
+    if i > 0 and fold(toks[i - 1][0]) in _SOURCE_BEFORE:
         return False
     nearby = [fold(t) for t, _, _ in toks[i + 1:i + 5]]
     return bool(nearby) and nearby[0] in {"le", "la", "l'", "un", "une", "son", "sa", "the", "a", "an", "his", "her"} \
         and any(_is_person_noun(w) for w in nearby[1:])
 
+
+# Words before a source ("Selon Franceinfo, …", "according to Reuters, …", "…, poursuit Franceinfo, le
+# chauffeur…"): the name that follows is who reports, and the comma after it ends the aside.
+_SOURCE_BEFORE = frozenset(fold(w) for w in """
+    selon d'après d’après to rapporte indique écrit poursuit ajoute explique précise raconte affirme
+    souligne note relate révèle assure confie says said reports reported adds added writes wrote
+""".split())
+# Capitalized words that begin a place's name, not a person's: "Cap Croisette", "Mont Blanc",
+# "Port Louis", "Lac Léman", "Rue Royale", "Saint Louis" is left alone (a saint is a person).
+_PLACE_HEADS = frozenset(fold(w) for w in """
+    cap mont monts lac île ile pointe port val pic col golfe baie bois forêt rue avenue boulevard place pont
+    gare parc château musée hôpital stade aéroport quai route plage plateau vallée côte cathédrale église
+    abbaye collège lycée université institut centre palais mer océan cité camp fort canal île-de
+    mount cape lake river bay island park street road square bridge hospital airport station university
+    college church cathedral palace stadium castle fort port
+""".split())
 
 # A surname's particle glued to it: "al-Turabi", "el-Sissi", "d'Estaing", "ben-Gourion".
 _GLUED_PARTICLE = re.compile(r"^(?:al|el|ad|as|ibn|bin|ben|abu|d['’])-?(?=[A-ZÀ-Þ])")
@@ -206,7 +226,7 @@ def person_names(sentence: str, question: str = "") -> list[str]:
                 and sentence[nxt[2]:toks[i + 2][1]].strip() == "" and _is_cap(toks[i + 2][0]):
             second = toks[i + 2]
             gap = sentence[e:nxt[1]]
-        if gap.strip() == "" and len(gap) <= 2 and _is_cap(second[0]) \
+        if gap.strip() == "" and len(gap) <= 2 and _is_cap(second[0]) and low not in _PLACE_HEADS \
                 and not _PLACE_LIKE.search(tok + " " + second[0]) and new(tok, second[0]):
             found.append(f"{tok} {second[0]}")
         elif _single_name(toks, i, sentence) and new(tok):

@@ -184,3 +184,17 @@ def test_when_the_article_says_the_fact_is_not_known_the_answer_refuses_and_quot
 
     html = render_sources(answer, lambda aid: None, show_timings=False)
     assert "What the article says" in html and "frelons asiatiques" in html
+
+
+@pytest.mark.parametrize("sentence", [
+    "Selon Franceinfo, le chauffeur de taxi s'est ensuite rendu dans un commissariat.",
+    "La course a été très courte, poursuit Franceinfo, le chauffeur de taxi ayant convaincu le terroriste.",
+    "L'homme se trouvait sur une digue au niveau de Cap Croisette, en compagnie de sa mère de 70 ans.",
+    "Il a été retrouvé près du Mont Blanc par des randonneurs.",
+])
+def test_sources_and_places_name_no_one(sentence):
+    assert person_names(sentence) == []
+
+
+def test_irregular_plurals_ask_for_names():
+    assert wants_person("What were the names of the three children who drowned?")

@@ -338,6 +338,20 @@ def test_the_cross_encoder_reads_only_the_first_candidates_by_cosine_and_decides
     assert list(np.argsort(-order[unread])) == [3, 2, 1, 0]  # the rest in cosine order
 
 
+def test_sentences_holding_what_the_question_requires_are_read_beyond_the_top():
+    sentences = [f"La phrase numéro {i} parle de la grève des cheminots." for i in range(8)]
+    sentences[1] = "Le cheminot de 57 ans a cessé la grève."
+    cs = cands(sentences, dense=[0.80 + 0.01 * i for i in range(8)])
+    fake = _FakeCross({s: (5.0 if i == 1 else -1.0) for i, s in enumerate(sentences)})
+    reader = AnswerReader(default_reader(), fake, combine=(1.0, 0.0, 0.0, 0.0), top=3)
+    p, order, _ = reader.read_typed("Quel âge a le cheminot ?", "fr", cs, False, also=lambda t: "57 ans" in t)
+    assert sentences[1] in [s.split("\n", 1)[-1] for s in fake.seen]  # read, though 7th by cosine
+    assert int(np.argmax(order)) == 1
+    fake.seen.clear()
+    reader.read_typed("Quel âge a le cheminot ?", "fr", cs, False)
+    assert sentences[1] not in [s.split("\n", 1)[-1] for s in fake.seen]
+
+
 def test_the_type_of_answer_asked_moves_the_order():
     sentences = ["La grève des cheminots a fortement perturbé le trafic.",
                  "Le mouvement a débuté le 5 décembre 2019 dans toute la France."]

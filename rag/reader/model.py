@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -157,10 +157,16 @@ class AnswerReader:
         p, order, _ = self.read_typed(question, q_lang, candidates, cross_lingual)
         return p, order
 
-    def read_typed(self, question: str, q_lang: str, candidates: Sequence[Candidate], cross_lingual: bool
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    #: candidates beyond :attr:`top` that hold what the question asks for (``also``) and are read too
+    EXTRA = 3
+
+    def read_typed(self, question: str, q_lang: str, candidates: Sequence[Candidate], cross_lingual: bool,
+                   also: Callable[[str], bool] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`read`, and whether each candidate holds the kind of answer asked
-        (:func:`~rag.reader.features.answer_type_match`)."""
+        (:func:`~rag.reader.features.answer_type_match`). ``also`` tells a sentence that holds
+        what the question sets its answer must hold (an age, an amount, a name: :mod:`rag.focus`);
+        the first :attr:`EXTRA` such sentences beyond the cosine's ``top`` are read as well, so
+        "l'homme de 57 ans" ranked tenth by the cosine gets the reader's probability."""
         if not candidates:
             empty = np.zeros(0, dtype=np.float32)
             return empty, empty, empty
@@ -175,7 +181,10 @@ class AnswerReader:
             return p, order, typed
         from rag.reader.cross import pair
 
-        read = [int(i) for i in np.argsort(-np.where(asks, -np.inf, base), kind="stable")[: self.top] if not asks[i]]
+        by_cosine = [int(i) for i in np.argsort(-np.where(asks, -np.inf, base), kind="stable") if not asks[i]]
+        read = by_cosine[: self.top]
+        if also is not None:
+            read += [i for i in by_cosine[self.top:] if also(candidates[i].text)][: self.EXTRA]
         if not read:
             return np.zeros(len(candidates), dtype=np.float32), np.full(len(candidates), -np.inf), typed
         c = self.cross.logits([pair(question, candidates[i].hit.title, candidates[i].text) for i in read])

@@ -1,0 +1,108 @@
+"""What an answer must hold (rag.focus): the question's focus and the sentences that hold it."""
+
+import pytest
+
+import rag
+from rag.chat import Assistant
+from rag.config import AnswerConfig
+from rag.focus import question_focus
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Quel âge a l'homme interpellé à Versailles ?", "age"),
+    ("À quel âge est mort le sherpa ?", "age"),
+    ("How old was the driver?", "age"),
+    ("Combien a coûté le déplacement en hélicoptère du ministre ?", "money"),
+    ("Quel montant d'indemnisation a été promis aux agriculteurs ?", "money"),
+    ("How much did the city pay for the statue?", "money"),
+    ("Combien d'euros a-t-il reçus ?", "money"),
+    ("What share of the vote did Sud-Rail get?", "share"),
+    ("Quel pourcentage des conducteurs était en grève ?", "share"),
+    ("À quelle heure l'incendie s'est-il déclaré ?", "clock"),
+    ("At what time did the fire break out?", "clock"),
+    ("Combien de tonnes de produits ont brûlé ?", "unit"),
+])
+def test_question_focus_kinds(question, kind):
+    focus = question_focus(question)
+    assert focus is not None and focus.kind == kind
+
+
+@pytest.mark.parametrize("question", [
+    "Combien de personnes ont été interpellées ?",  # people: any number of any people answers
+    "How many times did he say it?",
+    "Combien de fois a-t-il récidivé ?",
+    "Combien de temps a duré la grève ?",
+    "Qui a remporté le Tour de France ?",
+    "What time frame does the war cover?",
+    "Quel prix a-t-il obtenu à Cannes ?",  # an award, not a price
+    "What amount of the world's carbon is stored in the forest?",
+])
+def test_no_focus(question):
+    assert question_focus(question) is None
+
+
+@pytest.mark.parametrize("question, yes, no", [
+    ("Quel âge a l'homme interpellé ?", "l'homme de 57 ans a renoncé à son projet",
+     "Un homme a été interpellé dimanche 24 février à Versailles."),
+    ("Quel âge a l'homme de 37 ans ?", "sa mère, âgée de 70 ans, a été secourue", "l'homme de 37 ans a été interpellé"),
+    ("How old was Manning?", "Mit 39 Jahren ist er der älteste Quarterback.", "Er spielte in Denver."),
+    ("Combien a dû payer le passager ?", "il a écopé de 70 000 yuans d'amende, soit 9 000 euros",
+     "Le Chinois de 25 ans est alors détenu quinze jours en garde à vue."),
+    ("Combien coûterait la solution ?", "elle va coûter quelques millions", "elle est applicable dès maintenant"),
+    ("What share of the vote did they get?", "Sud-Rail avait récolté 17% des voix", "Sud-Rail appelle à la grève"),
+    ("À quelle heure l'incendie s'est-il déclaré ?", "Vers 2h30, un incendie s'est déclaré",
+     "Un incendie s'est déclaré mardi 16 avril"),
+    ("Combien de tonnes de produits ont brûlé ?", "plus de 5.000 tonnes de produits ont brûlé",
+     "la suie est une combinaison d'additifs, 2 semaines après"),
+    ("Combien de foyers étaient privés de courant ?", "50 000 foyers touchés", "la tempête a touché 3 régions"),
+])
+def test_holds(question, yes, no):
+    focus = question_focus(question)
+    assert focus.holds(yes, question)
+    assert not focus.holds(no, question)
+
+
+def test_english_unit_over_french_text():
+    focus = question_focus("How many households were still without power?", "fr")
+    assert focus.kind == "unit"
+    assert focus.holds("lundi midi, 90.000 foyers étaient encore privés d'électricité", "")
+    assert not focus.holds("la tempête Ciara a frappé lundi 10 février", "")
+    # a counted noun the table does not know is not checked
+    assert question_focus("How many gizmos were sold?", "fr") is None
+
+
+def test_strictness():
+    assert question_focus("Quel âge a-t-il ?").strict
+    assert question_focus("Combien a coûté le voyage ?").strict
+    assert not question_focus("Combien de tonnes ont brûlé ?").strict
+
+
+ARTICLES = [
+    rag.Article(id="versailles", title="Versailles : un homme voulait attenter à la vie du président", date="2019-02-25",
+                source="Test",
+                text="Un homme a été interpellé dimanche à Versailles, soupçonné de vouloir attenter à la vie du président.\n"
+                     "Il avait pris un taxi vers le palais présidentiel dans la soirée.\n"
+                     "Interpellé à Versailles, l'homme de 57 ans voulait attenter à la vie du président, soupçonné par la police.\n"
+                     "Le voyage en taxi jusqu'au palais a été payé par un ami."),
+]
+
+
+@pytest.fixture
+def assistant(hash_config):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(ARTICLES)
+    # The hashing embedder's feature scorer puts the lead far ahead: let any candidate replace it.
+    yield Assistant(rag.Retriever(index), config=AnswerConfig(refusal_threshold=-1, refusal_threshold_cross=-1,
+                                                               second_quote_ratio=0.05))
+    index.close()
+
+
+def test_an_age_question_quotes_the_sentence_with_the_age(assistant):
+    answer = assistant.ask("Quel âge a l'homme interpellé à Versailles, soupçonné de vouloir attenter à la vie du président ?")
+    assert not answer.refused, answer.text
+    assert "57 ans" in answer.citations[0].quote
+
+
+def test_a_cost_question_with_no_amount_anywhere_is_refused(assistant):
+    answer = assistant.ask("Combien a coûté le voyage en taxi de l'homme jusqu'au palais ?")
+    assert answer.refused, answer.text
