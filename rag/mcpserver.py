@@ -27,7 +27,8 @@ from rag.errors import ConfigError, InputError, RagError
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "the MCP server needs the official MCP SDK: pip install 'rag-news[mcp]'"
+INSTALL_HINT = ("the MCP server needs the official MCP SDK: pip install 'rag-news[mcp]' "
+                "(in a clone of the repository: pip install -e '.[mcp]')")
 #: passages one ``search`` returns at most
 MAX_SEARCH_K = 50
 #: the assistant's range of passages read (:data:`rag.ui.backend.MAX_SOURCES`)
@@ -315,6 +316,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         log.setLevel(logging.INFO)
         log.info("MCP server on stdio: %d articles in %s (tools: %s)", n, tools.backend.index.path, ", ".join(TOOLS))
         server.run("stdio")
+    except KeyboardInterrupt:
+        return 130  # a server stopped by hand: nothing was being written
     finally:
         tools.close()
     return 0
