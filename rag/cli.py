@@ -310,6 +310,7 @@ class _Parser(argparse.ArgumentParser):
 LAZY_COMMANDS = {
     "eval": ("rag.evaluation.cli", "measure retrieval (and answers) on a gold set or a public data set"),
     "feeds": ("rag.feeds.cli", "follow RSS/Atom feeds: add, list, remove, refresh"),
+    "mcp": ("rag.mcpserver", "serve the index to agents over MCP (stdio): search, ask, get_article, list_articles"),
 }
 
 

@@ -322,6 +322,12 @@ class Store:
             ).fetchone()
         return Article(*row) if row else None
 
+    def article_language(self, article_id: str) -> str | None:
+        """The language detected when the article was indexed (None: unknown, or no such article)."""
+        with self._lock:
+            row = self._db.execute("SELECT lang FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return row[0] if row else None
+
     def list_articles(self, limit: int | None = None, offset: int = 0) -> list[dict]:
         q = (
             "SELECT a.id, a.title, a.date, a.source, a.url, a.origin, count(c.id) FROM articles a "

@@ -72,3 +72,42 @@ def e5_index(tmp_path_factory, model_cache):
     index.add([SEED])
     index.close()
     return path
+
+
+#: Three dated articles from three sources: the seed (whose coalition France and the UK
+#: coordinate), an English one on another coalition (coordinated by Latvia: the better match
+#: for an English question, until a filter leaves it out) and one off the topic.
+NEWS = {
+    "drones": dict(title="Nordic and Baltic states pool drone production for Ukraine", date="2025-03-20",
+                   source="Reuters", url="https://example.org/drones",
+                   text="Eight Nordic and Baltic countries agreed on Thursday to pool their drone production for "
+                        "Ukraine. The drone coalition is coordinated by Latvia, which hosted the signing in Riga. "
+                        "Deliveries of the first interceptor drones are expected before the end of the year."),
+    "brest": dict(title="Le port de Brest rouvre après la tempête", date="2024-02-15", source="Ouest-France",
+                  url="https://example.org/brest",
+                  text="Le port de commerce de Brest a rouvert mardi matin, trois jours après le passage de la "
+                       "tempête. Les dockers ont repris le déchargement des navires bloqués en rade. La capitainerie "
+                       "estime que le trafic sera normal d'ici la fin de la semaine."),
+}
+
+
+def news_articles():
+    import rag
+
+    title, _, body = SEED.read_text(encoding="utf-8").partition("\n")
+    seed = rag.Article(id="coalition", title=title.strip(), text=body.strip(), date="2025-08-10", source="Le Monde",
+                       url="https://example.org/coalition")
+    return [seed] + [rag.Article(id=k, **v) for k, v in NEWS.items()]
+
+
+@pytest.fixture(scope="session")
+def news_index(tmp_path_factory, model_cache):
+    """A real index (default embedder) of :func:`news_articles`, built once."""
+    import rag
+    from rag.config import Config
+
+    path = tmp_path_factory.mktemp("news") / "index"
+    index = rag.Index.create(path, Config(index_dir=path, cache_dir=model_cache))
+    index.add(news_articles())
+    index.close()
+    return path

@@ -30,6 +30,30 @@ def test_search_text_output_and_k(e5_index, capsys):
 
 
 @pytest.mark.slow
+def test_ask_filters_change_what_is_cited(news_index, capsys):
+    """Issue 13 item 6: `rag ask` takes the filters of `rag search`."""
+    def ask(*options):
+        assert main(["ask", "who coordinates the coalition?", "--index", str(news_index), "--json", *options]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    # Unfiltered, the English article on another coalition is the closest match.
+    assert [c["article_id"] for c in ask()["citations"]] == ["drones"]
+    for options in (["--source", "Le Monde"], ["--date-from", "2025-06-01"], ["--recent", "100y", "--source", "Le Monde",
+                                                                              "--source", "Ouest-France"]):
+        answer = ask(*options)
+        assert not answer["refused"] and answer["citations"][0]["article_id"] == "coalition", options
+        assert COORD in answer["citations"][0]["quote"]
+    # Before 2025 only the article on the port of Brest is left: nothing answers.
+    answer = ask("--date-to", "2024-12-31")
+    assert answer["refused"] and answer["citations"] == []
+    assert {h["article_id"] for h in answer["related"]} == {"brest"}
+    # The text output too.
+    assert main(["ask", "who coordinates the coalition?", "--index", str(news_index), "--source", "Le Monde"]) == 0
+    out = capsys.readouterr().out
+    assert "Sources:" in out and "(2025-08-10, Le Monde)" in out and "Latvia" not in out
+
+
+@pytest.mark.slow
 def test_stats_json(e5_index, capsys):
     assert main(["index", "stats", "--index", str(e5_index), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
