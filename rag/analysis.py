@@ -49,6 +49,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+def strip_elision(word: str) -> str:
+    """The word without an elided article or pronoun before it (``l'Aisne`` -> ``Aisne``)."""
+    return _ELISION.sub("", word)
+
+
 #: Bumped when :func:`terms` changes what it makes of a text: an index records the version
 #: its BM25 terms were analyzed with, and `rag index rebuild` re-analyzes them (no re-embedding).
 ANALYZER = "terms-v2"

@@ -52,6 +52,17 @@ def previous_questions(history: History | None) -> list[str]:
     return out
 
 
+def previous_answer(history: History | None) -> str:
+    """The assistant's last answer in ``history`` ("" when there is none)."""
+    for turn in reversed(history or []):
+        if isinstance(turn, dict):
+            if turn.get("role") == "assistant" and isinstance(turn.get("content"), str):
+                return turn["content"]
+        elif isinstance(turn, (tuple, list)) and len(turn) > 1 and isinstance(turn[1], str):
+            return turn[1]
+    return ""
+
+
 def heuristic_standalone(question: str, previous: str) -> str:
     """The old name of :func:`rag.followup.standalone` with one previous question."""
     return followup.standalone(question, [previous])
@@ -126,7 +137,7 @@ class Assistant:
                 return self._llm_rewrite(question, prev)
             except LLMError as exc:
                 log.warning("follow-up rewriting by the model failed (%s); using the heuristic", exc)
-        return followup.standalone(question, prev)
+        return followup.standalone(question, prev, previous_answer=previous_answer(history))
 
     def _llm_rewrite(self, question: str, prev: list[str]) -> str:
         from rag.llm.base import Message
@@ -445,7 +456,13 @@ class Assistant:
         missing = tuple(missing_anchors(topic, texts, with_names=not cross))
         score = ev.hit.score - 0.05 * min(len(missing), 2)
         confidence = 1.0 / (1.0 + math.exp(-(score - threshold) / 0.03))
-        return Decision(score < threshold, round(confidence, 4), missing)
+        # An article whose title says most of the topic ("rave party illégale de Lozère" over
+        # « "Rave party" illégale en Lozère : fin de l'occupation du site ») is about it,
+        # whatever the cosine, when nothing the topic names is missing from it.
+        topic_terms = set(terms(topic))
+        titled = (not cross and not missing and bool(topic_terms) and
+                  len(topic_terms & set(terms(ev.hit.title or ""))) >= TITLE_COVERAGE * len(topic_terms))
+        return Decision(score < threshold and not titled, round(confidence, 4), missing)
 
     def _summary(self, topic: str, lang: str, evidence: Sequence[Evidence], cross: bool):
         """The best article's lead and its most central sentences, in the article's order."""
@@ -491,9 +508,12 @@ class Assistant:
         return self.extractive.article_list(topic, keep, lang, copies), Decision(False, confidence)
 
 
-def summary_sentences(store, hit: Hit, vectors, n: int) -> list[Evidence]:
-    """An article's lead (its first sentence that is not a question) and its ``n - 1`` most
-    central sentences (closest to the mean of all its sentences), in the article's order."""
+def summary_sentences(store, hit: Hit, vectors, n: int, lead: int = 3) -> list[Evidence]:
+    """An article's lead (its first ``lead`` sentences that are not questions: news puts what
+    matters first) and its ``n - lead`` most central other sentences (closest to the mean of
+    all its sentences, each less like those already picked: maximal marginal relevance), in
+    the article's order. A central sentence must stand on its own: not reported speech
+    opening or closing on a quotation mark."""
     from rag.chunking import embedding_text, split_sentences
 
     article = store.get_article(hit.article_id)
@@ -512,21 +532,34 @@ def summary_sentences(store, hit: Hit, vectors, n: int) -> list[Evidence]:
     if not spans:
         return []
     if stored:
-        vecs = np.stack([stored[sp] for sp in spans])
+        vecs = np.stack([stored[sp] for sp in spans]).astype(np.float32)
     else:
-        vecs = vectors.get([(article.id, s, e) for s, e in spans],
-                           [embedding_text(article.title, article.text[s:e]) for s, e in spans])
+        vecs = np.asarray(vectors.get([(article.id, s, e) for s, e in spans],
+                                      [embedding_text(article.title, article.text[s:e]) for s, e in spans]),
+                          dtype=np.float32)
     centre = vecs.mean(axis=0)
     centrality = vecs @ centre
-    picked = {0}
-    for i in np.argsort(-centrality, kind="stable"):
-        if len(picked) >= n:
-            break
-        picked.add(int(i))
+    picked = list(range(min(lead, n, len(spans))))
+    speech = {i for i, (s, e) in enumerate(spans) if _QUOTE_EDGE.search(article.text[s:e].strip()[:1] +
+                                                                         article.text[s:e].strip()[-1:])}
+    pool = [i for i in range(len(spans)) if i not in picked and i not in speech]
+    while len(picked) < n and pool:
+        redundancy = np.max(vecs[pool] @ vecs[picked].T, axis=1) if picked else np.zeros(len(pool))
+        best = pool[int(np.argmax(centrality[pool] - _MMR_REDUNDANCY * redundancy))]
+        picked.append(best)
+        pool.remove(best)
     fake = Hit(hit.article_id, article.title, article.date, article.source, article.url, hit.chunk_id, hit.score,
                article.text, 0, len(article.text))
     return [Evidence(fake, spans[i][0], spans[i][1], article.text[spans[i][0]:spans[i][1]], float(centrality[i]),
                      float(centrality[i]), 0.0) for i in sorted(picked)]
+
+
+#: the share of a summary or list request's topic terms an article's title must hold to be about it
+TITLE_COVERAGE = 0.6
+
+#: how much a summary sentence's likeness to those already picked counts against its centrality
+_MMR_REDUNDANCY = 0.5
+_QUOTE_EDGE = re.compile(r"[«»\"“”]")
 
 
 def _ms(t: float) -> float:

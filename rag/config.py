@@ -175,7 +175,7 @@ class AnswerConfig:
     #: first one's probability (0 quotes it whenever it has the type; above 1, never)
     second_quote_ratio: float = 0.5
     #: sentences of a summary (the lead, then the most central ones)
-    summary_sentences: int = 4
+    summary_sentences: int = 5
     #: articles listed for "which articles cover X"
     max_articles: int = 8
     max_sources: int = 5

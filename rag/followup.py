@@ -166,14 +166,18 @@ def needs_referent(question: str, lang: str | None = None) -> bool:
     return _is_ellipsis(q) or bool(_unresolved(q, question, lang, anywhere=True))
 
 
-def standalone(question: str, previous_questions: Sequence[str], lang: str | None = None) -> str:
+def standalone(question: str, previous_questions: Sequence[str], lang: str | None = None,
+               previous_answer: str = "") -> str:
     """The question to search for: a follow-up with the previous question's key terms added.
 
     The key terms are the previous question's content words, names kept as written,
     with the little words between two of them kept so that it reads ("maire de
     Marseille"); a previous question that was itself a follow-up is made standalone
-    first. A question that is no follow-up, or has no previous question, is returned
-    unchanged.
+    first. When the follow-up's pronoun stands for a person ("How old is he?") and the
+    ``previous_answer`` named people the previous question did not ("Who was the man
+    arrested in Glasgow?" answered « Guy Joao, un retraité… »), they are who "he" is:
+    their names come first. A question that is no follow-up, or has no previous
+    question, is returned unchanged.
 
     Example: ``standalone("Et quand a-t-il pris ses fonctions ?", ["Qui est le maire de
     Marseille ?"])`` -> ``"Et quand a-t-il pris ses fonctions ? (maire de Marseille)"``.
@@ -182,9 +186,27 @@ def standalone(question: str, previous_questions: Sequence[str], lang: str | Non
         return question
     previous = standalone(previous_questions[-1], previous_questions[:-1])
     carry = key_phrase(previous, exclude=question)
+    people = _answer_people(question, previous, previous_answer, lang) if previous_answer else []
+    carry = "; ".join([", ".join(people)] * bool(people) + [carry] * bool(carry))
     if not carry:
         return question
     return f"{question.rstrip()} ({carry})"
+
+
+def _answer_people(question: str, previous: str, answer: str, lang: str | None) -> list[str]:
+    """The people ``answer`` names that ``previous`` does not, when ``question`` refers to a person."""
+    from rag.persons import person_names
+
+    q, lang = _prepare(question, lang)
+    if not any(kind in ("person", "object", "possessive") for _, kind in
+               _unresolved(q, question, lang, anywhere=False, kinds=True)):
+        return []
+    quoted = " ".join(re.findall(r"«([^»]*)»", answer)) or answer
+    out = []
+    for name in person_names(quoted, previous + " " + question):
+        if not any(name in o or o in name for o in out):
+            out.append(name)
+    return out[:2]
 
 
 def key_phrase(text: str, *, exclude: str = "", max_words: int = 8) -> str:
@@ -265,8 +287,9 @@ def _is_ellipsis(q: str) -> bool:
     return len(toks) <= 3 and all(t in _FUNCTION_WORDS or t in ("alors", "so", "entonces", "dann") for t in toks)
 
 
-def _unresolved(q: str, original: str, lang: str, *, anywhere: bool) -> list[str]:
-    """The anaphors of ``q`` (lower-cased, see :func:`_prepare`) that nothing in the question resolves."""
+def _unresolved(q: str, original: str, lang: str, *, anywhere: bool, kinds: bool = False) -> list:
+    """The anaphors of ``q`` (lower-cased, see :func:`_prepare`) that nothing in the question
+    resolves (with ``kinds``, as ``(text, kind)``: ``person``, ``object``, ``possessive``, ``thing``)."""
     found = []
     spans = []
     for pattern, kind in _ANAPHORS[lang]:
@@ -285,16 +308,15 @@ def _unresolved(q: str, original: str, lang: str, *, anywhere: bool) -> list[str
     anchors = sorted(phrases + named)
     for start, _, kind in spans:
         if kind == "possessive":
-            if not anchors:
-                found.append(q[start:])
+            unresolved = not anchors
         elif kind == "object":
-            if sum(a < start for a in anchors) < 2:
-                found.append(q[start:])
+            unresolved = sum(a < start for a in anchors) < 2
         elif kind == "person" or not anywhere:
-            if not any(a < start for a in anchors):
-                found.append(q[start:])
-        elif not anchors:
-            found.append(q[start:])
+            unresolved = not any(a < start for a in anchors)
+        else:
+            unresolved = not anchors
+        if unresolved:
+            found.append((q[start:], kind) if kinds else q[start:])
     return found
 
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.analysis import fold, names, numbers, words
+from rag.analysis import fold, names, numbers, strip_elision, words
 
 
 # News says so when a fact is not known yet: "son identité n'a pas été communiquée", "il
@@ -59,7 +59,8 @@ def missing_anchors(question: str, texts: Sequence[str], *, with_names: bool = T
     """
     text = " ".join(texts)
     have_numbers = numbers(text)
-    have_prefixes = {fold(w)[:5] for w in words(text)}
+    # "l'Aisne", "d'Emmanuel": the name without its elided article, as names() gives it.
+    have_prefixes = {fold(strip_elision(w))[:5] for w in words(text)}
     missing = sorted(numbers(question) - have_numbers)
     if with_names:
         missing += sorted(n for n in names(question) if n[:5] not in have_prefixes)

@@ -137,3 +137,22 @@ def test_previous_questions_from_pairs_and_messages():
                                          ("es", "¿De quién"), ("de", "Wen oder was"), ("it", "Who or what")])
 def test_clarify_message(lang, start):
     assert clarify_message(lang).startswith(start)
+
+
+def test_a_person_pronoun_takes_the_person_the_previous_answer_named():
+    prev = "Who was the man mistakenly arrested in Glasgow because he was thought to be Xavier Dupont de Ligonnès?"
+    answer = ("According to the article (quoted in French): « Interpellé à Glasgow, Guy Joao, un retraité "
+              "français d'origine portugaise, est alors soupçonné d'être Xavier Dupont de Ligonnès. » [1]")
+    out = standalone("How old is he?", [prev], previous_answer=answer)
+    assert out.startswith("How old is he? (Guy Joao;")
+    # no answer, or a question that does not refer to a person: the previous question's terms only
+    assert "Guy Joao" not in standalone("How old is he?", [prev])
+    assert "Guy Joao" not in standalone("And in Spain?", [prev], previous_answer=answer)
+
+
+def test_the_assistant_passes_the_previous_answer():
+    from rag.chat import previous_answer
+
+    assert previous_answer([("q1", "a1"), ("q2", "a2")]) == "a2"
+    assert previous_answer([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]) == "a"
+    assert previous_answer([]) == "" and previous_answer(None) == ""

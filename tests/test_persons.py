@@ -198,3 +198,11 @@ def test_sources_and_places_name_no_one(sentence):
 
 def test_irregular_plurals_ask_for_names():
     assert wants_person("What were the names of the three children who drowned?")
+
+
+def test_a_name_written_after_an_elided_article_is_no_missing_anchor():
+    from rag.refusal import missing_anchors
+
+    text = "Incendie de l'usine Lubrizol : les préfectures de l'Aisne et de la Somme interdisent les récoltes"
+    assert missing_anchors("Quelles récoltes sont interdites dans l'Aisne ?", [text]) == []
+    assert missing_anchors("Quelles récoltes sont interdites dans l'Oise ?", [text]) == ["oise"]

@@ -343,7 +343,12 @@ def answer_metrics(assistant, items: Sequence[GoldItem], options: EvalOptions, b
     """Run the assistant over ``items``: answer metrics, an interval on accuracy, per-stage latency."""
     answers = []
     for it in items:
-        answers.append(assistant.ask(it.question, history=[(q, "") for q in it.history]))
+        # A conversation is played as a user has it: each earlier question asked in turn, with
+        # the assistant's own answers, so a follow-up sees what the user saw before it.
+        history: list[tuple[str, str]] = []
+        for q in it.history:
+            history.append((q, assistant.ask(q, history=list(history)).text))
+        answers.append(assistant.ask(it.question, history=history))
         bar.update(1)
     rep = score_answers(items, answers)
     d = rep.to_dict()
