@@ -481,7 +481,7 @@ class Assistant:
         for ev in evidence:
             if ev.hit.article_id not in best_of and not is_question(ev.text):
                 best_of[ev.hit.article_id] = ev
-        keep: list[tuple[Evidence, Decision]] = []
+        candidates: list[tuple[Evidence, Decision]] = []
         topic_terms = set(terms(topic))
         # Across languages the topic's words differ from the articles', but a person's full
         # name is written the same ("Éric Drouet", "Agnès Buzyn"): an article naming none of
@@ -496,10 +496,14 @@ class Assistant:
             if people and not people & {fold(w)[:5] for w in words(text)}:
                 continue
             decision = self._topic_decision(topic, ev, cross, text)
-            if not decision.refuse:
-                keep.append((ev, decision))
+            candidates.append((ev, decision))
+        keep = [(ev, d) for ev, d in candidates if not d.refuse]
         if not keep:
             return None, Decision(True, 0.0)
+        # The list is asked for all the articles on the topic: once one covers it, another that
+        # names everything the topic names and is nearly as close to it covers it too.
+        floor = max(ev.hit.score for ev, _ in keep) - LIST_MARGIN
+        keep += [(ev, d) for ev, d in candidates if d.refuse and not d.missing and ev.hit.score >= floor]
         keep.sort(key=lambda k: (date_key(k[0].hit.date) or "", k[0].score), reverse=True)
         keep = keep[: self.config.max_articles]
         confidence = max(d.confidence for _, d in keep)
@@ -553,6 +557,9 @@ def summary_sentences(store, hit: Hit, vectors, n: int, lead: int = 3) -> list[E
     return [Evidence(fake, spans[i][0], spans[i][1], article.text[spans[i][0]:spans[i][1]], float(centrality[i]),
                      float(centrality[i]), 0.0) for i in sorted(picked)]
 
+
+#: how much less close to a list request's topic than the closest listed article another may be and be listed
+LIST_MARGIN = 0.03
 
 #: the share of a summary or list request's topic terms an article's title must hold to be about it
 TITLE_COVERAGE = 0.6

@@ -106,3 +106,36 @@ def test_an_age_question_quotes_the_sentence_with_the_age(assistant):
 def test_a_cost_question_with_no_amount_anywhere_is_refused(assistant):
     answer = assistant.ask("Combien a coûté le voyage en taxi de l'homme jusqu'au palais ?")
     assert answer.refused, answer.text
+
+
+def test_an_article_list_keeps_the_articles_nearly_as_close_as_the_first(hash_config, monkeypatch):
+    from dataclasses import replace
+
+    import rag.chat
+
+    articles = [
+        rag.Article(id=f"rave{i}", title=title, date=f"2020-08-1{i}", source="Test", text=text)
+        for i, (title, text) in enumerate([
+            ("Sur le causse Méjean", "La rave party illégale en Lozère a réuni des milliers de personnes."),
+            ("Les départs s'accélèrent sur le causse", "La rave party illégale de Lozère se termine, les départs accélèrent."),
+            ("Fête de la musique à Paris", "La fête de la musique a réuni des milliers de personnes à Paris."),
+        ])]
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(articles)
+    assistant = Assistant(rag.Retriever(index))
+    topic = "rave party illégale de Lozère"
+    scores = {}
+    for h in assistant.retriever.retrieve(topic, k=10):
+        scores[h.article_id] = max(scores.get(h.article_id, -1.0), h.score)
+    first, second = sorted(("rave0", "rave1"), key=lambda a: -scores[a])
+    gap = scores[first] - scores[second]
+    # only the closest article passes the threshold; the other is listed when it is within the margin
+    assistant.config = replace(assistant.config, topic_threshold=scores[first] - 1e-4)
+    question = f"Quels articles couvrent la {topic} ?"
+    monkeypatch.setattr(rag.chat, "LIST_MARGIN", gap + 0.01)
+    answer = assistant.ask(question)
+    assert not answer.refused, answer.text
+    assert {c.article_id for c in answer.citations} == {"rave0", "rave1"}
+    monkeypatch.setattr(rag.chat, "LIST_MARGIN", gap / 2)
+    assert {c.article_id for c in assistant.ask(question).citations} == {first}
+    index.close()
