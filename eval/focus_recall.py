@@ -49,7 +49,7 @@ def measure(items, show: int = 0) -> dict:
         gold = next(((s, e) for s, e in spans if s <= start < e), None)
         if gold is None:
             continue
-        key = focus.kind
+        key = focus.kind + (" (measure)" if focus.kind == "unit" and focus.strict else "")
         total[key] += 1
         ok = focus.holds(context[gold[0]:gold[1]], question)
         held[key] += ok
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     for name, res in results.items():
         print(name)
         for k, r in res.items():
-            print(f"  {k:6} {r['questions']:4} questions: gold sentence holds {r['gold_sentence_holds']:.3f}, "
+            print(f"  {k:14} {r['questions']:4} questions: gold sentence holds {r['gold_sentence_holds']:.3f}, "
                   f"other sentences {r['other_sentences_hold']}")
             for q, s in r.get("misses", []):
                 print(f"      MISS {q}\n           {s}")

@@ -5,8 +5,8 @@ that tells of the arrest; "Combien a coûté le déplacement ?" by an amount of 
 quelle heure l'incendie s'est-il déclaré ?" by a time of day; "Combien de tonnes ont
 brûlé ?" by a number of tonnes. A sentence without it does not answer, however close it is
 to the subject, and when no candidate has it the articles do not hold the fact. How news
-(and any prose) writes an age, an amount, a share, a time of day or a date is regular, in
-French as in English:
+(and any prose) writes an age, an amount, a share, a time of day or a quantity is regular,
+in French as in English:
 
 ========  =====================================================  =================================
 focus     asked by                                               held by
@@ -15,16 +15,18 @@ age       quel âge, à quel âge, how old, at what age             "57 ans", "�
 money     combien a coûté / payé, quel montant, how much … cost  a number with a currency ("9 000 euros")
 share     quel pourcentage, quelle part, what percentage         "43 %", "pour cent", "la moitié"
 clock     à quelle heure, at what time                           "vers 2h30", "22 heures", "dans la soirée"
-day       à quelle date, quel jour, on what date                 a day ("le 15 mars", "dimanche")
 unit      combien de tonnes, how many households                 a number of that unit ("50 000 foyers")
 ========  =====================================================  =================================
 
-The first five are *strict*: a sentence lacking them does not answer, and refusal refuses.
-``unit`` only chooses between candidates: "combien d'habitants" is also answered by "une
-population de 300 000 personnes". Units are compared by their first five folded letters
-within the question's language; an English unit over French text goes through the short
-table of news count nouns below, and is not checked when it is not there. How often the
-sentence holding a gold answer holds its question's focus is measured on PIAF and XQuAD by
+The first four are *strict*: a sentence lacking them does not answer, and refusal refuses.
+``unit`` is strict for units of measure ("combien de tonnes", "how many kilometres": a
+quantity is always written with its unit) and otherwise only chooses between candidates:
+"combien d'habitants" is also answered by "une population de 300 000 personnes". Units
+are compared by their first five folded letters within the question's language; an English
+unit over French text goes through the short table of news count nouns below, and is not
+checked when it is not there. A day ("à quelle date") is no focus: on PIAF half the
+sentences answering "à quelle date" give only a year or a month. How often the sentence
+holding a gold answer holds its question's focus is measured on PIAF and XQuAD by
 ``eval/focus_recall.py``.
 """
 
@@ -92,20 +94,6 @@ _CLOCK_S = re.compile(r"(?:\b\d{1,2}\s?h\s?\d{0,2}\b|\b\d{1,2}[:.]\d{2}\b|\bheur
                       r"\bmidnight\b|\bmorning\b|\bevening\b|\bnight\b|\bafternoon\b|\bdawn\b|\buhr\b|\bhoras?\b|"
                       r"\bmanana\b|\btarde\b|\bnoche\b|\bmorgens\b|\babends\b|\bnachts\b)")
 
-_MONTHS = (r"janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|january|february|"
-           r"march|april|may|june|july|august|september|october|november|december|enero|febrero|marzo|abril|mayo|"
-           r"junio|julio|agosto|septiembre|octubre|noviembre|diciembre|januar|februar|marz|juni|juli|oktober|dezember")
-_DAY_Q = re.compile(r"\b(?:a quelle date|(?:quelle|what|which) (?:est la |etait la |was the |is the )?date|"
-                    r"(?:on|since|until|by) what date|quel jour|what day|which day|(?:depuis|jusqu'a|a partir de|"
-                    r"avant) quelle date|en que fecha|que dia|an welchem tag|welches datum)\b")
-_DAY_S = re.compile(rf"(?:\b\d{{1,2}}(?:er|st|nd|rd|th)?\s+(?:de\s+)?(?:{_MONTHS})\b|\b(?:{_MONTHS})\s+\d{{1,2}}\b|"
-                    r"\b\d{1,2}[/.-]\d{1,2}(?:[/.-]\d{2,4})?\b|\b(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
-                    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|lunes|martes|miercoles|jueves|viernes|"
-                    r"sabado|domingo|montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag)\b|\b(?:hier|"
-                    r"aujourd'hui|demain|avant-hier|apres-demain|la veille|le lendemain|yesterday|today|tomorrow|"
-                    r"ayer|hoy|gestern|heute)\b|\b1er\b|\bpremier (?:jour|janvier|fevrier|mars|avril|mai|juin|"
-                    r"juillet|aout|septembre|octobre|novembre|decembre)\b)")
-
 # "Combien de tonnes", "how many households", "quel nombre de vols": the counted noun.
 _UNIT_Q = re.compile(r"\b(?:(?:combien|quel nombre|quelle quantite)\s+(?:de\s+|d'|des\s+)|(?:how many|"
                      r"what number of|cuant[oa]s|wie viele)\s+)(?:(?:nouveaux?|nouvelles?|autres?|other|new|more|"
@@ -128,6 +116,14 @@ _PEOPLE = frozenset("""
 """.split())
 # Counted nouns that ask for no count of a thing: "combien de fois", "how many times".
 _TIMES = frozenset("fois times veces mal reprises temps".split())
+# Units of measure: a quantity of them is always written with the unit ("5.000 tonnes", "3.700
+# km"), so a sentence without it does not answer "combien de tonnes" (a strict focus).
+_MEASURES = frozenset("""
+    tonnes tonne tons ton kilos kilo kilogrammes kilogramme kilograms kg grammes gramme grams km kilometres
+    kilometre kilometers kilometer metres metre meters meter centimetres centimetre centimeters cm millimetres
+    millimeters mm hectares hectare ha litres litre liters liter degres degre degrees watts kilowatts megawatts
+    gigawatts miles
+""".split())
 # English count nouns of news, and how French writes them (folded).
 _EN_FR_UNITS = {
     "households": ("foyer", "menag", "abonn"), "homes": ("foyer", "logem", "maiso", "habit"),
@@ -160,7 +156,7 @@ def _stem(word: str) -> str:
 @dataclass(frozen=True)
 class Focus:
     """What a question's answer must hold: :attr:`kind` (``age``, ``money``, ``share``,
-    ``clock``, ``day`` or ``unit``), a :attr:`label` for the user when no sentence has it,
+    ``clock`` or ``unit``), a :attr:`label` for the user when no sentence has it,
     whether lacking it means the sentence does not answer (:attr:`strict`), and for
     ``unit`` the counted noun's stems."""
 
@@ -174,7 +170,7 @@ class Focus:
         s = fold(sentence).replace("’", "'")
         if self.kind == "unit":
             return _holds_unit(s, self.units, fold(question))
-        pattern = {"age": _AGE_S, "money": _MONEY_S, "share": _SHARE_S, "clock": _CLOCK_S, "day": _DAY_S}[self.kind]
+        pattern = {"age": _AGE_S, "money": _MONEY_S, "share": _SHARE_S, "clock": _CLOCK_S}[self.kind]
         if self.kind != "age":
             return bool(pattern.search(s))
         q_numbers = set(re.findall(r"\d+", fold(question)))
@@ -210,8 +206,9 @@ def question_focus(question: str, passage_lang: str | None = None) -> Focus | No
             units = _EN_FR_UNITS.get(head) if passage_lang == "fr" else None
             if units is None:
                 return None
-            return Focus("unit", f"a number of {head}", False, units)
-        return Focus("unit", f"a number of {head}", False, (_stem(head.rstrip("s")) if len(head) > 5 else head,))
+            return Focus("unit", f"a number of {head}", head in _MEASURES, units)
+        return Focus("unit", f"a number of {head}", head in _MEASURES,
+                     (_stem(head.rstrip("s")) if len(head) > 5 else head,))
     if _MONEY_Q.search(q):
         return Focus("money", "an amount of money", True)
     return None
