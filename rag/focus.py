@@ -16,12 +16,16 @@ money     combien a coûté / payé, quel montant, how much … cost  a number w
 share     quel pourcentage, quelle part, what percentage         "43 %", "pour cent", "la moitié"
 clock     à quelle heure, at what time                           "vers 2h30", "22 heures", "dans la soirée"
 unit      combien de tonnes, how many households                 a number of that unit ("50 000 foyers")
+          combien de personnes ont été interpellées              a number with that participle
+named     sur quelle île, quel article, in which commune         the noun and a name or number after it
+                                                                 ("l'île d'Innarsuit", "l'article 6")
 ========  =====================================================  =================================
 
 The first four are *strict*: a sentence lacking them does not answer, and refusal refuses.
 ``unit`` is strict for units of measure ("combien de tonnes", "how many kilometres": a
 quantity is always written with its unit) and otherwise only chooses between candidates:
-"combien d'habitants" is also answered by "une population de 300 000 personnes". Units
+"combien d'habitants" is also answered by "une population de 300 000 personnes"; so is
+``named``, for the few nouns news writes before a place's or a text's own name. Units
 are compared by their first five folded letters within the question's language; an English
 unit over French text goes through the short table of news count nouns below, and is not
 checked when it is not there. A day ("à quelle date") is no focus: on PIAF half the
@@ -124,6 +128,29 @@ _MEASURES = frozenset("""
     millimeters mm hectares hectare ha litres litre liters liter degres degre degrees watts kilowatts megawatts
     gigawatts miles
 """.split())
+# How units of measure are abbreviated (folded).
+_ABBREVIATIONS = {
+    "centimetres": ("cm",), "centimetre": ("cm",), "centimeters": ("cm",), "kilometres": ("km",), "kilometre": ("km",),
+    "kilometers": ("km",), "metres": ("m",), "metre": ("m",), "meters": ("m",), "millimetres": ("mm",),
+    "millimeters": ("mm",), "kilogrammes": ("kg",), "kilos": ("kg",), "kilograms": ("kg",), "grammes": ("g",),
+    "hectares": ("ha",), "litres": ("l",), "liters": ("l",), "tonnes": ("t",), "degres": ("°",), "degrees": ("°",),
+}
+# Words after "how many" that are no noun: "how many more", "how many of".
+_STOP_AFTER = frozenset("of did do does were was are is have has had will would could can more in at on".split())
+# The participle after a number of people: "combien de personnes ont été interpellées", "how
+# many people were (reportedly) injured" (an event's count; "combien de personnes vivent…"
+# is answered in too many ways to check).
+_PEOPLE_VERB = re.compile(r"\s+(?:ont ete|avaient ete|auraient ete|seront|sont|etaient|were|have been|had been|"
+                          r"are|got)\s+(?:\w+ly\s+)?(?P<verb>[a-z]{4,}(?:e|es|s|ed|en|t)\b)")
+# English verbs of news counts of people, and their French stems (folded, first five letters).
+_EN_FR_VERBS = {
+    "injured": ("bless",), "wounded": ("bless",), "hurt": ("bless",), "killed": ("tues", "tue", "morts", "abatt", "decede"),
+    "died": ("morts", "mort", "decede", "peri", "victi"), "dead": ("morts", "mort"), "arrested": ("inter", "arret", "garde"),
+    "detained": ("deten", "garde", "inter"), "evacuated": ("evacu",), "rescued": ("secou", "sauve"),
+    "hospitalised": ("hospi",), "hospitalized": ("hospi",), "infected": ("infec", "conta", "posit"),
+    "displaced": ("depla", "evacu"), "missing": ("dispa",), "affected": ("touch", "conce"),
+    "employed": ("emplo", "salar"), "expected": ("atten",), "vaccinated": ("vacci",),
+}
 # English count nouns of news, and how French writes them (folded).
 _EN_FR_UNITS = {
     "households": ("foyer", "menag", "abonn"), "homes": ("foyer", "logem", "maiso", "habit"),
@@ -170,6 +197,8 @@ class Focus:
         s = fold(sentence).replace("’", "'")
         if self.kind == "unit":
             return _holds_unit(s, self.units, fold(question))
+        if self.kind == "named":
+            return _holds_named(sentence, self.units, question)
         pattern = {"age": _AGE_S, "money": _MONEY_S, "share": _SHARE_S, "clock": _CLOCK_S}[self.kind]
         if self.kind != "age":
             return bool(pattern.search(s))
@@ -178,6 +207,23 @@ class Focus:
         return any(not (set(re.findall(r"\d+", m.group())) <= q_numbers and re.search(r"\d", m.group()))
                    for m in pattern.finditer(s))
 
+
+# "Sur quelle île", "quel article du règlement", "in which commune": a noun the answer names.
+_WHICH_NOUN = re.compile(r"\b(?:quel|quelle|quels|quelles|which|what)\s+(?P<noun>[a-z][\w-]{2,})")
+# Nouns whose answer is their own name written after them ("l'île d'Innarsuit", "la commune de
+# Hures-la-Parade", "l'article 6", "la prison de Fresnes"): places, institutions, texts. Other
+# nouns ("quel roi", "quelle œuvre") are as often answered without the noun.
+# English nouns a French answer names, and their French stems.
+_EN_FR_NAMED = {
+    "town": ("commune",), "commune": ("commune",), "municipality": ("commune",), "island": ("ile",),
+    "prison": ("prison",), "jail": ("prison",), "hospital": ("hopital",), "cemetery": ("cimetiere",),
+    "school": ("ecole", "college", "lycee"), "street": ("rue", "avenue", "boulevard"), "station": ("station", "gare"),
+    "airport": ("aeroport",), "article": ("article",), "law": ("loi",), "court": ("tribunal",), "lake": ("lac",),
+    "resort": ("station",),
+}
+
+_NAMED_STEMS = frozenset("ile commune article prison hopital cimetiere aeroport gare lac station rue avenue boulevard "
+                         "ecole college lycee tribunal loi".split())
 
 _FOCUSES = (
     (_AGE_Q, Focus("age", "an age", True)),
@@ -196,22 +242,69 @@ def question_focus(question: str, passage_lang: str | None = None) -> Focus | No
             return focus
     m = _UNIT_Q.search(q)
     if m:
-        head = m.group("head")
-        if head in _PEOPLE or head in _TIMES:
-            return None  # "combien de personnes ont payé": a count of people, not an amount
+        head, head2 = m.group("head"), m.group("head2") or ""
+        english = bool(re.match(r"(?:how many|what number)", m.group()))
+        if head in _PEOPLE:
+            # "combien de personnes ont été interpellées", "how many people were injured": a
+            # number of people with that verb after it ("148 personnes ont été interpellées").
+            verb = _PEOPLE_VERB.match(q, m.end("head"))
+            if verb is None:
+                return None
+            v = verb.group("verb")
+            if english:
+                stems = _EN_FR_VERBS.get(v) if passage_lang == "fr" else (_stem(v),) if passage_lang in (None, "en") \
+                    else None
+            else:
+                stems = (_stem(v),)
+            return Focus("unit", f"a number of people {v}", False, stems) if stems else None
+        if head in _TIMES:
+            return None
         if head in ("argent", "money", "euros", "dollars", "eur"):
             return Focus("money", "an amount of money", True)
-        q_lang = "en" if re.match(r"(?:how many|what number)", m.group()) else "fr"
-        if q_lang == "en" and passage_lang not in (None, "en"):
-            units = _EN_FR_UNITS.get(head) if passage_lang == "fr" else None
+        # "how many criminal convictions", "how many stab wounds": the noun may come second.
+        nouns = [head] + ([head2] if english and head2 and head2 not in _STOP_AFTER else [])
+        strict = head in _MEASURES
+        if english and passage_lang not in (None, "en"):
+            table = _EN_FR_UNITS if passage_lang == "fr" else {}
+            units = next((table[n] for n in nouns if n in table), None)
             if units is None:
                 return None
-            return Focus("unit", f"a number of {head}", head in _MEASURES, units)
-        return Focus("unit", f"a number of {head}", head in _MEASURES,
-                     (_stem(head.rstrip("s")) if len(head) > 5 else head,))
+            return Focus("unit", f"a number of {' '.join(nouns)}", strict, units + _ABBREVIATIONS.get(head, ()))
+        stems = tuple(_stem(n.rstrip("s")) if len(n) > 5 else n for n in nouns)
+        return Focus("unit", f"a number of {' '.join(nouns)}", strict, stems + _ABBREVIATIONS.get(head, ()))
     if _MONEY_Q.search(q):
         return Focus("money", "an amount of money", True)
+    m = _WHICH_NOUN.search(q)
+    if m:
+        noun = m.group("noun")
+        english = fold(m.group().split()[0]) in ("which", "what")
+        if english and passage_lang not in (None, "en"):
+            nouns = tuple(n for n in _EN_FR_NAMED.get(noun, ()) if n in _NAMED_STEMS) if passage_lang == "fr" else None
+        else:
+            noun = noun[:-1] if noun.endswith("s") and noun[:-1] in _NAMED_STEMS else noun
+            nouns = (noun,) if noun in _NAMED_STEMS else None
+        if nouns:
+            return Focus("named", f"the name of the {noun}", False, nouns)
     return None
+
+
+def _holds_named(sentence: str, nouns: tuple[str, ...], question: str) -> bool:
+    """The asked noun, then (after "de", "du", "d'", "la", "le") a name or a number the question
+    does not hold: "l'île d'Innarsuit", "l'article 6 du règlement", "la commune de Hures-la-Parade"."""
+    known = {fold(w)[:5] for w in re.findall(r"[^\W\d_][\w'-]*", question)}
+    toks = re.findall(r"[^\W\d_][\w'’-]*|\d+", sentence)
+    for i, t in enumerate(toks):
+        f = fold(re.sub(r"^[lLdD]['’]", "", t))
+        if not any(f.startswith(n) for n in nouns):
+            continue
+        for nxt in toks[i + 1:i + 4]:
+            bare = re.sub(r"^[dDlL]['’]", "", nxt)
+            if fold(bare) in ("de", "du", "des", "la", "le", "les", "of", "the"):
+                continue
+            if bare[:1].isdigit() or (bare[:1].isupper() and fold(bare)[:5] not in known):
+                return True
+            break
+    return False
 
 
 def _holds_unit(s: str, units: tuple[str, ...], q: str) -> bool:

@@ -28,7 +28,7 @@ def test_question_focus_kinds(question, kind):
 
 
 @pytest.mark.parametrize("question", [
-    "Combien de personnes ont été interpellées ?",  # people: any number of any people answers
+    "Combien de personnes vivent à Lyon ?",  # people: any number of any people answers
     "How many times did he say it?",
     "Combien de fois a-t-il récidivé ?",
     "Combien de temps a duré la grève ?",
@@ -58,6 +58,28 @@ def test_no_focus(question):
 ])
 def test_holds(question, yes, no):
     focus = question_focus(question)
+    assert focus.holds(yes, question)
+    assert not focus.holds(no, question)
+
+
+@pytest.mark.parametrize("question, lang, yes, no", [
+    ("Sur quelle île se trouve le village menacé ?", None, "l'iceberg dérive près de l'île d'Innarsuit",
+     "Les habitants de l'île ont été évacués vendredi."),
+    ("Quel article du règlement a justifié l'amende ?", None, "l'amende est justifiée par l'article 6 du règlement",
+     "le jeune homme ignorait l'article du règlement"),
+    ("In which commune did the rave party take place?", "fr", "sur la commune de Hures-la-Parade",
+     "la commune a porté plainte"),
+    ("Combien de personnes ont été interpellées à Paris ?", None, "où 148 personnes ont été interpellées",
+     "148 personnes ont manifesté à Paris"),
+    ("How many people were injured in the protest?", "fr", "les violences qui ont fait 263 blessés",
+     "263 personnes ont manifesté"),
+    ("How many criminal convictions did he have?", "fr", "un passé judiciaire lourd avec 27 condamnations",
+     "il a été condamné 2 fois"),
+    ("Combien de centimètres de neige attendait-on ?", None, "Entre 20 et 40 cm de neige sont attendus.",
+     "La neige est attendue dans 20 départements."),
+])
+def test_holds_in_context(question, lang, yes, no):
+    focus = question_focus(question, lang)
     assert focus.holds(yes, question)
     assert not focus.holds(no, question)
 
