@@ -343,15 +343,16 @@ class Assistant:
             chosen += [more] if more is not None else []
         return self.extractive.quote(chosen, lang), decision
 
-    def _named(self, question: str, usable: Sequence[Evidence], cross: bool = False
-               ) -> tuple[Evidence | None, tuple[str, ...]]:
+    def _named(self, question: str, usable: Sequence[Evidence], cross: bool = False,
+               taken: Callable[[Evidence], bool] | None = None) -> tuple[Evidence | None, tuple[str, ...]]:
         """The sentence to quote, and what it lacks. A question that sets what its answer
         must hold (a person's name for "quel juge" or "comment s'appelle le chauffeur",
         :mod:`rag.persons`; an age, an amount of money, a share, a time of day or a number
         of the counted thing, :mod:`rag.focus`) is answered by a sentence that holds it: the
         first of the next four that does, at least ``second_quote_ratio`` as likely and from
         the same article or naming a name of the question, replaces a best sentence that does
-        not; with none, the answer lacks it, and for a strict focus the refusal policy refuses."""
+        not (a sentence ``taken`` already, quoted for an earlier part of the question, does
+        not); with none, the answer lacks it, and for a strict focus the refusal policy refuses."""
         best = usable[0] if usable else None
         if best is None:
             return best, ()
@@ -369,7 +370,7 @@ class Assistant:
             if holds(best.text):
                 continue
             found = next((ev for ev in usable[1:self.REQUIREMENT_WINDOW] if ev.score >= floor and about(ev)
-                          and holds(ev.text)), None)
+                          and holds(ev.text) and not (taken is not None and taken(ev))), None)
             if found is not None:
                 best = found
             elif strict:
@@ -429,7 +430,7 @@ class Assistant:
             v /= np.linalg.norm(v) or 1.0
             ev, _ = self._read(part, lang, hits, v)
             usable = [e for e in ev if not is_question(e.text)]
-            best, unmet = self._named(part, usable, cross)
+            best, unmet = self._named(part, usable, cross, taken=quoted)
             if best is not None and quoted(best) and not best.typed:
                 # The sentence quoted for an earlier part lacks what this part asks for
                 # (a date, a number, a name…): the next one that has it, if nearly as likely.
