@@ -304,7 +304,8 @@ class Assistant:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _read(self, question: str, lang: str, hits: Sequence[Hit], qvec) -> tuple[list[Evidence], bool]:
+    def _read(self, question: str, lang: str, hits: Sequence[Hit], qvec, requires: str | None = None
+              ) -> tuple[list[Evidence], bool]:
         """Every sentence of ``hits`` with the reader's probability that it answers, in the
         reader's order (best first); and whether the question is in another language than
         the passages."""
@@ -313,7 +314,7 @@ class Assistant:
             return [], False
         cross = detect_language(" ".join(c.text for c in cands[:3])) != lang
         if hasattr(self.reader, "read_typed"):
-            checks = self._requirements(question, cross, cands[0].text)
+            checks = self._requirements(requires or question, cross, cands[0].text)
             also = (lambda text: any(holds(text) for _, holds, _ in checks)) if checks else None
             probs, order, typed = self.reader.read_typed(question, lang, cands, cross, also=also)
         else:  # a reader of one's own with the two-value protocol
@@ -344,7 +345,8 @@ class Assistant:
         return self.extractive.quote(chosen, lang), decision
 
     def _named(self, question: str, usable: Sequence[Evidence], cross: bool = False,
-               taken: Callable[[Evidence], bool] | None = None) -> tuple[Evidence | None, tuple[str, ...]]:
+               taken: Callable[[Evidence], bool] | None = None, requires: str | None = None
+               ) -> tuple[Evidence | None, tuple[str, ...]]:
         """The sentence to quote, and what it lacks. A question that sets what its answer
         must hold (a person's name for "quel juge" or "comment s'appelle le chauffeur",
         :mod:`rag.persons`; an age, an amount of money, a share, a time of day or a number
@@ -356,7 +358,7 @@ class Assistant:
         best = usable[0] if usable else None
         if best is None:
             return best, ()
-        checks = self._requirements(question, cross, best.text)
+        checks = self._requirements(requires or question, cross, best.text)
         if not checks:
             return best, ()
         floor = self.config.second_quote_ratio * best.score
@@ -425,12 +427,17 @@ class Assistant:
         def quoted(e: Evidence) -> bool:
             return any(c.hit.article_id == e.hit.article_id and c.start == e.start for c in chosen)
 
+        requires = None
         for part, pvec in zip(parts, vecs):
             v = np.asarray(pvec, dtype=np.float32) + np.asarray(qvec, dtype=np.float32)
             v /= np.linalg.norm(v) or 1.0
-            ev, _ = self._read(part, lang, hits, v)
+            # "…, combien de personnes ont été blessées dans le Bas-Rhin, et combien dans le
+            # Haut-Rhin ?": a short part that sets no requirement of its own shares the previous one's.
+            if requires is None or self._requirements(part, cross, part) or len(words(part)) > 6:
+                requires = part
+            ev, _ = self._read(part, lang, hits, v, requires=requires)
             usable = [e for e in ev if not is_question(e.text)]
-            best, unmet = self._named(part, usable, cross, taken=quoted)
+            best, unmet = self._named(part, usable, cross, taken=quoted, requires=requires)
             if best is not None and quoted(best) and not best.typed:
                 # The sentence quoted for an earlier part lacks what this part asks for
                 # (a date, a number, a name…): the next one that has it, if nearly as likely.

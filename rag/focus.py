@@ -141,7 +141,7 @@ _STOP_AFTER = frozenset("of did do does were was are is have has had will would 
 # many people were (reportedly) injured" (an event's count; "combien de personnes vivent…"
 # is answered in too many ways to check).
 _PEOPLE_VERB = re.compile(r"\s+(?:ont ete|avaient ete|auraient ete|seront|sont|etaient|were|have been|had been|"
-                          r"are|got)\s+(?:\w+ly\s+)?(?P<verb>[a-z]{4,}(?:e|es|s|ed|en|t)\b)")
+                          r"are|got)\s+(?:\w+(?:ly|ment)\s+)?(?P<verb>[a-z]{4,}(?:e|es|s|ed|en|t)\b)")
 # English verbs of news counts of people, and their French stems (folded, first five letters).
 _EN_FR_VERBS = {
     "injured": ("bless",), "wounded": ("bless",), "hurt": ("bless",), "killed": ("tues", "tue", "morts", "abatt", "decede"),
@@ -191,12 +191,14 @@ class Focus:
     label: str
     strict: bool
     units: tuple[str, ...] = ()
+    #: how many words after the number a unit may come ("six personnes ont été légèrement blessées": 5)
+    reach: int = 4
 
     def holds(self, sentence: str, question: str = "") -> bool:
         """Whether ``sentence`` holds what the question asks for (beyond what ``question`` says)."""
         s = fold(sentence).replace("’", "'")
         if self.kind == "unit":
-            return _holds_unit(s, self.units, fold(question))
+            return _holds_unit(s, self.units, self.reach)
         if self.kind == "named":
             return _holds_named(sentence, self.units, question)
         pattern = {"age": _AGE_S, "money": _MONEY_S, "share": _SHARE_S, "clock": _CLOCK_S}[self.kind]
@@ -256,7 +258,7 @@ def question_focus(question: str, passage_lang: str | None = None) -> Focus | No
                     else None
             else:
                 stems = (_stem(v),)
-            return Focus("unit", f"a number of people {v}", False, stems) if stems else None
+            return Focus("unit", f"a number of people {v}", False, stems, reach=6) if stems else None
         if head in _TIMES:
             return None
         if head in ("argent", "money", "euros", "dollars", "eur"):
@@ -307,10 +309,10 @@ def _holds_named(sentence: str, nouns: tuple[str, ...], question: str) -> bool:
     return False
 
 
-def _holds_unit(s: str, units: tuple[str, ...], q: str) -> bool:
-    """A number, then within three words (adjectives, "de"), a word starting with one of ``units``."""
+def _holds_unit(s: str, units: tuple[str, ...], reach: int = 4) -> bool:
+    """A number, then within ``reach`` words (adjectives, "de"), a word starting with one of ``units``."""
     for m in re.finditer(_NUM, s):
-        after = re.findall(r"[^\W\d_][\w'-]*|[€$%°]", s[m.end():m.end() + 60])[:4]
+        after = re.findall(r"[^\W\d_][\w'-]*|[€$%°]", s[m.end():m.end() + 15 * reach])[:reach]
         for w in after:
             w = re.sub(r"^[dl]'", "", w)
             if any(w.startswith(u) if len(u) > 2 else w == u for u in units):
