@@ -432,8 +432,10 @@ class Assistant:
             v = np.asarray(pvec, dtype=np.float32) + np.asarray(qvec, dtype=np.float32)
             v /= np.linalg.norm(v) or 1.0
             # "…, combien de personnes ont été blessées dans le Bas-Rhin, et combien dans le
-            # Haut-Rhin ?": a short part that sets no requirement of its own shares the previous one's.
-            if requires is None or self._requirements(part, cross, part) or len(words(part)) > 6:
+            # Haut-Rhin ?": a short part that asks with the previous part's question word and sets
+            # no requirement of its own shares the previous one's ("et son arme était-elle
+            # réelle ?" does not).
+            if requires is None or self._requirements(part, cross, part) or not _repeats_question_word(part, requires):
                 requires = part
             ev, _ = self._read(part, lang, hits, v, requires=requires)
             usable = [e for e in ev if not is_question(e.text)]
@@ -575,6 +577,19 @@ TITLE_COVERAGE = 0.6
 #: how much a summary sentence's likeness to those already picked counts against its centrality
 _MMR_REDUNDANCY = 0.5
 _QUOTE_EDGE = re.compile(r"[«»\"“”]")
+
+
+_QUESTION_WORDS = frozenset(fold(w) for w in """
+    combien quand où pourquoi comment qui quel quelle quels quelles how when where why who which what
+""".split())
+
+
+def _repeats_question_word(part: str, previous: str) -> bool:
+    """Whether ``part`` is short and opens (after "et", "and") with a question word of ``previous``."""
+    toks = [fold(w) for w in words(part)]
+    if toks and toks[0] in ("et", "and", "mais", "but"):
+        toks = toks[1:]
+    return 0 < len(toks) <= 5 and toks[0] in _QUESTION_WORDS and toks[0] in {fold(w) for w in words(previous)}
 
 
 def _ms(t: float) -> float:
