@@ -398,3 +398,45 @@ def test_with_a_login_an_unauthenticated_call_is_refused(auth_server):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(auth_server.url + "config", timeout=30)
     assert info.value.code == 401
+
+
+# -- with a language model ----------------------------------------------------------------------
+
+LLM_REPLY = "The coalition is jointly coordinated by France and the United Kingdom"
+UNSUPPORTED = "Bananas are rich in potassium and grow in tropical countries"
+
+
+def llm_reply(body: dict) -> str:
+    """A model that cites the source with the answer (by the number the prompt gave it), then
+    adds a sentence no source supports."""
+    prompt = body["messages"][-1]["content"]
+    n = next((b.lstrip("[").split("]")[0] for b in prompt.split("\n\n[") if "coordination conjointe" in b), "1")
+    return f"{LLM_REPLY} [{n}]. {UNSUPPORTED} [{n}]."
+
+
+@pytest.fixture(scope="module")
+def llm_client(e5_index, model_cache, tmp_path_factory):
+    from fake_llm_server import FakeChatServer
+
+    with FakeChatServer(llm_reply) as fake:
+        srv = start_app(e5_index, tmp_path_factory.mktemp("serve-llm"), model_cache, command=RAG_SERVE,
+                        args=["--llm", f"openai:{fake.base_url}#fake-model"])
+        try:
+            yield openai.OpenAI(base_url=srv.url + "v1", api_key="unused", max_retries=0, timeout=120)
+        finally:
+            srv.stop()
+
+
+@pytest.mark.slow
+def test_a_language_model_is_a_second_model_and_streams_only_its_verified_text(llm_client, article_text):
+    assert [m.id for m in llm_client.models.list()] == ["rag-extractive", "rag-llm"]
+    r = llm_client.chat.completions.create(model="rag-llm", messages=[user(COALITION)])
+    text = r.choices[0].message.content
+    assert LLM_REPLY in text and UNSUPPORTED not in text  # verification removed the unsupported sentence
+    assert r.model_extra["rag"]["answerer"].endswith("#fake-model")
+    check_citations(r.model_extra["citations"], article_text)
+    chunks = list(llm_client.chat.completions.create(model="rag-llm", messages=[user(COALITION)], stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert streamed == text  # the model's raw words (with the dropped sentence) were never sent
+    extractive = llm_client.chat.completions.create(model="rag-extractive", messages=[user(COALITION)])
+    assert LLM_REPLY not in extractive.choices[0].message.content
