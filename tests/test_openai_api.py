@@ -40,7 +40,8 @@ def test_a_conversation_becomes_the_question_and_its_history():
     req = parse_chat_request({"model": "rag-extractive", "messages": [
         {"role": "system", "content": "You are helpful."}, user(COALITION),
         {"role": "assistant", "content": "« ... » [1]\n\nSources: ..."},
-        {"role": "user", "content": [{"type": "text", "text": "and when"}, {"type": "text", "text": "was it created?"}]},
+        {"role": "user", "content": [{"type": "text", "text": "and when"},
+                                     {"type": "text", "text": "was it created?"}]},
     ], "temperature": 0.2, "max_tokens": 50, "stream": True, "k": 4, "sources": "Le Monde", "recent": "1y"}, MODELS)
     assert req.question == "and when\nwas it created?"
     assert req.history == [user(COALITION), {"role": "assistant", "content": "« ... » [1]\n\nSources: ..."}]
@@ -99,7 +100,8 @@ def test_the_text_carries_a_readable_sources_block():
     answer = Answer(question="q", text=f"« {quote} » [1]", citations=[c], notice="Quoted in French.")
     text = answer_text(answer)
     assert text.startswith(f"« {quote} » [1]\n\n(Quoted in French.)\n\nSources:\n\n")
-    assert "[1] Coalition · Le Monde · 2025-09-02 · https://example.org/a (also published by Libération)\n> " + quote in text
+    head = "[1] Coalition · Le Monde · 2025-09-02 · https://example.org/a (also published by Libération)"
+    assert f"{head}\n> {quote}" in text
     refused = Answer(question="q", text="The articles do not contain the answer to this question.", refused=True)
     assert answer_text(refused) == refused.text and sources_block([]) == ""
 

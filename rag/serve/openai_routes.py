@@ -127,7 +127,7 @@ def create_openai_api(backend, *, auth: tuple[str, str] | None, concurrency: int
     async def chat_completions(request: Request):
         req = parse_chat_request(parse_body(await read_body(request)), models)
         log.debug("chat completion (%s%s, %d earlier turns): %.80r", req.model, ", streamed" if req.stream else "",
-                 len(req.history), req.question)
+                  len(req.history), req.question)
         if not req.stream:
             try:
                 answer = await anyio.to_thread.run_sync(lambda: backend.ask(req.question, history=req.history,
@@ -241,7 +241,8 @@ async def read_body(request: Request) -> bytes:
 
 
 def credentials(header: str | None) -> tuple[str, str] | None:
-    """(user, password) from ``Bearer user:password`` or ``Basic base64(user:password)``; None if absent or unreadable."""
+    """(user, password) from ``Bearer user:password`` or ``Basic base64(user:password)``; None if
+    absent or unreadable."""
     scheme, _, value = (header or "").strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "basic":
