@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -146,8 +147,14 @@ def test_bad_settings_are_clear_errors(tmp_path, model_cache, env, args, code, m
 
 @pytest.mark.slow
 def test_the_wheel_holds_the_serve_package(tmp_path):
-    """What a plain ``pip install .`` installs: the wheel built from this checkout."""
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    """What a plain ``pip install .`` installs: the wheel built from a copy of this checkout (pip
+    builds in the source folder, so the copy keeps build/ and *.egg-info out of the checkout)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "rag", src / "rag", ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                            "-w", str(tmp_path), "-q"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     [wheel] = tmp_path.glob("rag_news-*.whl")
