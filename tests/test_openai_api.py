@@ -145,6 +145,17 @@ def test_bad_settings_are_clear_errors(tmp_path, model_cache, env, args, code, m
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_refused_start_in_process_leaves_logging_as_it_was(tmp_path, capsys):
+    import logging
+
+    from rag.serve.cli import main
+
+    before = logging.getLogger("rag").level
+    assert main(["--index", str(tmp_path / "none"), "--refresh-feeds", "soon"]) == 2
+    assert "not a duration" in capsys.readouterr().err
+    assert logging.getLogger("rag").level == before
+
+
 @pytest.mark.slow
 def test_the_wheel_holds_the_serve_package(tmp_path):
     """What a plain ``pip install .`` installs: the wheel built from a copy of this checkout (pip

@@ -47,12 +47,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Build the settings, open the index and serve until interrupted."""
+    # The server's own lines (models ready, the URL, feeds) whatever the verbosity; libraries stay at
+    # warnings. Put back on return: an in-process caller (a test) keeps its logging as it was.
+    rag_log = logging.getLogger("rag")
+    level = rag_log.level
+    if level == logging.NOTSET or level > logging.INFO:
+        rag_log.setLevel(logging.INFO)
+    try:
+        return _serve(args)
+    finally:
+        rag_log.setLevel(level)
+
+
+def _serve(args: argparse.Namespace) -> int:
     from rag.feeds.schedule import parse_duration
     from rag.serve.server import serve
     from rag.ui.backend import Backend, UIConfig, parse_auth
 
-    # The server's own lines (models ready, the URL, feeds) whatever the verbosity; libraries stay at warnings.
-    logging.getLogger("rag").setLevel(logging.INFO)
     try:
         every = parse_duration(args.refresh_feeds) if args.refresh_feeds else None
         auth = parse_auth(args.auth) if args.auth is not None else parse_auth(os.environ.get("RAG_AUTH"))
