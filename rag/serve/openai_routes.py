@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: seconds between SSE comments sent while an answer is being prepared (keeps proxies from closing)
 KEEP_ALIVE_SECONDS = 10.0
+#: login checks run at once (each failed one sleeps up to 2 s)
+LOGIN_THREADS = 4
 
 
 def create_openai_api(backend, *, auth: tuple[str, str] | None, concurrency: int):
@@ -98,8 +100,11 @@ def create_openai_api(backend, *, auth: tuple[str, str] | None, concurrency: int
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return error_response(APIError(500, "the server failed to answer (its log says why)", type="server_error"))
 
-    def authenticate(request: Request) -> None:
-        """A plain function, so FastAPI runs it in a worker thread: a failed login sleeps (throttling)."""
+    # A failed login sleeps (throttling) in a thread of its own pool: a flood of bad keys delays
+    # other API logins, not the threads the web app and the answers run in.
+    login_limiter = anyio.CapacityLimiter(LOGIN_THREADS)
+
+    async def authenticate(request: Request) -> None:
         if guard is None:
             return
         user_pass = credentials(request.headers.get("authorization"))
@@ -107,7 +112,7 @@ def create_openai_api(backend, *, auth: tuple[str, str] | None, concurrency: int
             raise APIError(401, "this server needs a login: send 'Authorization: Bearer USER:PASSWORD' (the "
                                 "OpenAI clients' API key) or HTTP Basic, with the app's user and password",
                            code="invalid_api_key")
-        if not guard(*user_pass):
+        if not await anyio.to_thread.run_sync(guard, *user_pass, limiter=login_limiter):
             raise APIError(401, "wrong user or password (or too many failed attempts: wait a few minutes)",
                            code="invalid_api_key")
 
