@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    virtualenv + install + index of seeds/ (when missing or stale) + the app
+#   make run    virtualenv + install + index of seeds/ (when missing or stale) + the app (rag serve)
 #   make test   virtualenv + install + browser for UI tests + the test suite
 # and one more checks retrieval quality on real data (before a release, after any retrieval change):
 #   make eval-smoke   the tests marked `eval` (PIAF from ../shared/data), left out of `make test`
@@ -21,7 +21,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 .PHONY: run test eval-smoke install browser index bench clean
 
 run: $(STAMP) $(INDEX)/manifest.json
-	$(BIN)/python app.py --index $(INDEX)
+	$(BIN)/rag serve --index $(INDEX)
 
 test: $(STAMP) browser $(TEST_MODELS)/.ready
 	RAG_TEST_MODEL_CACHE=$(abspath $(TEST_MODELS)) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,55 +1,16 @@
-"""Web app over the index: chat with cited answers, a library of articles, and an API.
+"""Web app over the index: chat with cited answers, a library of articles, the Gradio API and an
+OpenAI-compatible API, in one server. A thin wrapper over ``rag serve`` (:mod:`rag.serve`).
 
-Run with ``make run`` (builds the index of ``seeds/`` first when needed), or
-``python app.py [--index DIR] [--host 127.0.0.1] [--port 7860] [--llm SPEC] [--concurrency 2]
-[--refresh-feeds 30m]``.
-Set ``RAG_AUTH=user:password`` to require a login.
+Run with ``make run`` (builds the index of ``seeds/`` first when needed), ``rag serve``, or
+``python app.py [--index DIR] [--host 127.0.0.1] [--port 7860] [--llm SPEC] [--auth USER:PASSWORD]
+[--concurrency 2] [--refresh-feeds 30m]``. Set ``RAG_AUTH=user:password`` to require a login.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from pathlib import Path
 
-import rag
-from rag import ui
-from rag.cli import configure_logging
-from rag.feeds.schedule import parse_duration
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--index", type=Path, default=Path("index"), help="index folder (default: index)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--llm", metavar="SPEC", help="also offer a language model: " + " or ".join(
-        ("openai:BASE_URL#MODEL", "llama-cpp:PATH")))
-    p.add_argument("--concurrency", type=int, default=2, help="requests of each kind run at once (default: 2)")
-    p.add_argument("--refresh-feeds", metavar="EVERY", help="read the feeds the index follows (rag feeds add URL) "
-                                                            "now and then every EVERY, e.g. 30m, 2h")
-    args = p.parse_args(argv)
-    configure_logging(verbose=True)
-    try:
-        every = parse_duration(args.refresh_feeds) if args.refresh_feeds else None
-        config = ui.UIConfig(index_dir=args.index, host=args.host, port=args.port, llm=args.llm,
-                             concurrency=args.concurrency, auth=ui.parse_auth(os.environ.get("RAG_AUTH")))
-        backend = ui.Backend.open(config)
-    except rag.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except rag.RagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    # The page is served while the models load (about a second); a question asked meanwhile waits for them.
-    warm_up = backend.warm_up_in_background()
-    if every:
-        backend.refresh_feeds_every(every, after=warm_up)
-    demo = ui.build_app(backend)
-    demo.queue(default_concurrency_limit=config.concurrency).launch(**ui.launch_kwargs(config))
-    return 0
-
+from rag.serve.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="app.py"))

@@ -1,4 +1,4 @@
-"""The ``rag`` command line: index articles and search them.
+"""The ``rag`` command line: index articles, search them, ask them, serve them.
 
 Exit codes: 0 success, 1 the command ran into a problem it explains (bad input,
 missing or mismatched index), 2 bad usage.
@@ -311,6 +311,7 @@ LAZY_COMMANDS = {
     "eval": ("rag.evaluation.cli", "measure retrieval (and answers) on a gold set or a public data set"),
     "feeds": ("rag.feeds.cli", "follow RSS/Atom feeds: add, list, remove, refresh"),
     "mcp": ("rag.mcpserver", "serve the index to agents over MCP (stdio): search, ask, get_article, list_articles"),
+    "serve": ("rag.serve.cli", "the web app, its Gradio API and an OpenAI-compatible API (/v1) in one server"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Start the real web app (``app.py``) in a subprocess on a free localhost port, for UI tests.
+"""Start the real web app (``app.py``, or ``rag serve``: the same code) in a subprocess on a free
+localhost port, for UI and API tests.
 
 Everything the app writes goes under the folder the test gives: its index copy,
 Gradio's upload cache, its working directory and HOME. The model cache is the
@@ -20,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
+#: the installed command, run from this checkout (``python -m rag.cli`` is what the ``rag`` script runs)
+RAG_SERVE = (sys.executable, "-m", "rag.cli", "serve")
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -64,14 +67,18 @@ def app_env(workdir: Path, cache_dir: Path, extra: dict[str, str] | None = None)
         "GRADIO_TEMP_DIR": str(workdir / "gradio-tmp"),
         "HOME": str(workdir / "home"),
         "PYTHONUNBUFFERED": "1",
+        # this checkout's rag, whatever the working directory (python -m rag.cli)
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     })
     env.update(extra or {})
     return env
 
 
 def start_app(index_src: Path, workdir: Path, cache_dir: Path, *, args: list[str] | None = None,
-              env: dict[str, str] | None = None, timeout: float = 180) -> AppServer:
-    """Copy the index at ``index_src`` under ``workdir`` and serve it with ``app.py``; wait until it answers.
+              env: dict[str, str] | None = None, timeout: float = 180,
+              command: tuple[str, ...] | None = None) -> AppServer:
+    """Copy the index at ``index_src`` under ``workdir`` and serve it with ``app.py`` (or ``command``,
+    e.g. :data:`RAG_SERVE`); wait until it answers.
 
     Raises:
         RuntimeError: the app exited or did not answer within ``timeout`` seconds (with its log).
@@ -82,8 +89,9 @@ def start_app(index_src: Path, workdir: Path, cache_dir: Path, *, args: list[str
     shutil.copytree(index_src, index_dir, ignore=shutil.ignore_patterns(".lock"))
     port = free_port()
     log_path = workdir / "app.log"
-    cmd = [sys.executable, str(APP), "--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port),
-           *(args or [])]
+    cmd = [*(command or (sys.executable, str(APP))), "--index", str(index_dir), "--host", "127.0.0.1",
+           "--port", str(port), *(args or [])]
+    name = "app.py" if command is None else " ".join(Path(c).name for c in command[:4])
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=workdir, env=app_env(workdir, cache_dir, env), stdout=log,
                                 stderr=subprocess.STDOUT)
@@ -91,7 +99,7 @@ def start_app(index_src: Path, workdir: Path, cache_dir: Path, *, args: list[str
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with code {proc.returncode}:\n{server.log()[-4000:]}")
+            raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{server.log()[-4000:]}")
         try:
             with urllib.request.urlopen(server.url + "config", timeout=2) as r:
                 if r.status == 200:
@@ -103,4 +111,4 @@ def start_app(index_src: Path, workdir: Path, cache_dir: Path, *, args: list[str
             pass
         time.sleep(0.3)
     server.stop()
-    raise RuntimeError(f"app.py did not answer at {server.url} within {timeout:.0f} s:\n{server.log()[-4000:]}")
+    raise RuntimeError(f"{name} did not answer at {server.url} within {timeout:.0f} s:\n{server.log()[-4000:]}")

@@ -41,7 +41,7 @@ MAX_SHOWN_PROBLEMS = 10
 
 @dataclass(frozen=True)
 class UIConfig:
-    """How the web app is served; built once by ``app.py`` from flags and environment."""
+    """How the web app is served; built once by ``rag serve`` (or ``app.py``) from flags and environment."""
 
     index_dir: Path = Path("index")
     host: str = "127.0.0.1"

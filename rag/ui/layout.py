@@ -74,7 +74,8 @@ def _when(iso: str | None) -> str:
 
 
 def launch_kwargs(config: UIConfig) -> dict:
-    """Arguments for ``Blocks.launch`` (bind address, login, upload cap, style)."""
+    """The bind address, login, upload cap and style, as ``Blocks.launch`` and ``gr.mount_gradio_app``
+    both take them (:func:`rag.serve.server.create_app` passes them to the latter)."""
     from rag.ui.backend import LoginGuard
 
     return dict(server_name=config.host, server_port=config.port, auth=LoginGuard(*config.auth) if config.auth else None,
