@@ -453,7 +453,8 @@ def _check_gzip_growth(decompressed: int, compressed: int, limits: ReadLimits, l
     if decompressed > limits.max_gzip_bytes:
         raise InputError(f"stopped reading: the file decompresses to more than the "
                          f"{_fmt_size(limits.max_gzip_bytes)} limit", line=line_no)
-    if decompressed > 8 * _MB and decompressed > limits.max_gzip_ratio * max(compressed, 1):
+    # From the first MiB on: a bomb of blank lines costs one readline per byte until then.
+    if decompressed > _MB and decompressed > limits.max_gzip_ratio * max(compressed, 1):
         raise InputError(f"stopped reading: the file expands more than {limits.max_gzip_ratio}x when "
                          "decompressed (a gzip bomb?)", line=line_no)
 

@@ -325,7 +325,8 @@ def test_answers_with_a_language_model(tmp_path, gold_files, model_cache):
         run = evaluate(ds, ["dense"], config=config, work_dir=tmp_path / "w", options=options)
         asked = len(server.requests)
     a = run.results[0].answers
-    assert asked == 4 and a["answerer"].startswith("llm:openai:") and run.options["llm"].startswith("openai:")
+    # 3 of the 4: one is refused before the model is asked (a strict focus no sentence holds, rag/focus.py)
+    assert asked == 3 and a["answerer"].startswith("llm:openai:") and run.options["llm"].startswith("openai:")
     assert a["refusal_recall"] == 1.0 and a["answerable_refused"] == 1.0
 
 
