@@ -184,3 +184,22 @@ def test_a_file_that_is_not_a_chat_store_is_an_error(tmp_path):
 def test_chat_markdown_of_an_empty_chat(store):
     chat = store.get("ann", store.create("ann", "empty"))
     assert chat_markdown(chat).splitlines()[0] == "# empty"
+
+
+def test_rebuilding_the_index_keeps_the_conversations(hash_config, seed_dir):
+    import rag
+    from rag.articles import read_articles
+
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add([a for a in read_articles([seed_dir]) if isinstance(a, rag.Article)])
+    store_files = sorted(p.name for p in hash_config.index_dir.iterdir())
+    with ChatStore(hash_config.index_dir) as store:
+        chat = store.create("ann", "kept through a rebuild")
+        store.append("ann", chat, Turn("q", ANSWER))
+    # the conversation store is a file of its own: the index's files are as they were
+    assert sorted(p.name for p in hash_config.index_dir.iterdir()) == sorted(store_files + [CHATS_DB])
+    index.close()
+    # new chunks: the rebuild re-embeds into a new folder, which replaces the old one
+    rag.Index.rebuild(hash_config.index_dir, hash_config.with_(chunk_size=48)).close()
+    with ChatStore(hash_config.index_dir) as store:
+        assert store.get("ann", chat).turns[0].answer == ANSWER

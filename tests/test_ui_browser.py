@@ -316,3 +316,81 @@ def test_language_model_answer_and_failure_notice(browser, llm_server, fake_llm)
     finally:
         fake_llm.status = 200
         page.context.close()
+
+
+def test_conversation_survives_reload_and_restart_and_exports_as_markdown(browser, e5_index, model_cache, tmp_path):
+    """Issue 13, item 4: a conversation is saved in the index folder, listed in the sidebar, reopened
+    with its source cards after a reload and after a restart of the server, renamed, exported as
+    Markdown with its sources, and deleted."""
+    question = "When did the Lindholm Observatory discover comet C/2025 K7?"
+    url = "https://example.org/science/lindholm-comet"
+    chat_list = "#rag-chat-list label"
+    first = start_app(e5_index, tmp_path / "first", model_cache)
+    try:
+        pg = open_page(browser, first.url)
+        open_tab(pg, "Library")
+        title, _, text = COMET_TXT.partition("\n\n")
+        pg.locator("#rag-p-title textarea, #rag-p-title input").first.fill(title)
+        pg.locator("#rag-p-text textarea").fill(text)
+        pg.get_by_label("Date (optional)").fill("2025-05-15")
+        pg.get_by_label("URL (optional)").fill(url)
+        pg.locator("#rag-add-text").click()
+        expect(pg.locator("#rag-status .rag-status")).to_contain_text("added 1 article")
+        open_tab(pg, "Chat")
+        answer, sources = ask(pg, question)
+        expect(answer).to_contain_text("14 May 2025")
+        expect(sources.locator(".rag-card .rag-title").first).to_contain_text("Lindholm Observatory")
+        expect(pg.locator(chat_list)).to_have_count(1)
+        expect(pg.locator(chat_list).first).to_contain_text(question)
+        expect(pg.locator("#rag-chat-title input, #rag-chat-title textarea").first).to_have_value(question)
+
+        pg.reload()
+        expect(pg.locator("#rag-index-info")).to_contain_text("article")
+        expect(pg.locator("#rag-chat .rag-card")).to_have_count(0)
+        pg.locator(chat_list, has_text=question).click()
+        expect(pg.locator("#rag-chat .rag-card .rag-title").first).to_contain_text("Lindholm Observatory")
+        expect(pg.locator("#rag-chat .rag-card .rag-para mark").first).to_contain_text("14 May 2025")
+        pg.context.close()
+        assert pg.errors == []
+    finally:
+        first.stop()
+    assert (first.index_dir / "chats.sqlite").is_file()
+
+    # a new server process on the same index folder
+    second = start_app(first.index_dir, tmp_path / "second", model_cache, copy=False)
+    try:
+        pg = open_page(browser, second.url)
+        entry = pg.locator(chat_list, has_text=question)
+        expect(entry).to_have_count(1)
+        entry.click()
+        expect(pg.locator("#rag-chat .rag-card .rag-title").first).to_contain_text("Lindholm Observatory")
+        expect(pg.locator("#rag-chat .rag-card .rag-meta a")).to_have_attribute("href", url)
+        # a follow-up goes on in the same conversation (it is not a new one)
+        answer, _ = ask(pg, "Where will the comet be visible?")
+        expect(answer).to_contain_text("Nordic")
+        expect(pg.locator(chat_list)).to_have_count(1)
+
+        title_box = pg.locator("#rag-chat-title input, #rag-chat-title textarea").first
+        title_box.fill("Comet K7")
+        pg.locator("#rag-chat-rename").click()
+        expect(pg.locator(chat_list).first).to_have_text("Comet K7")
+
+        pg.locator("#rag-chat-export").click()
+        link = pg.locator("#rag-chat-file a[href]").first
+        expect(link).to_have_attribute("download", "Comet-K7.md")
+        md = pg.request.get(link.get_attribute("href")).text()
+        assert md.startswith("# Comet K7\n")
+        assert f"## {question}" in md
+        assert "14 May 2025" in md and "Nordic" in md
+        assert "**Lindholm Observatory finds a new comet** (2025-05-15)" in md
+        assert f"<{url}>" in md
+        assert re.search(r"^   > .*discovered a new comet", md, re.MULTILINE)
+        shot(pg, "saved-conversation")
+
+        pg.locator("#rag-chat-delete").click()
+        expect(pg.locator(chat_list)).to_have_count(0)
+        expect(pg.locator("#rag-chat .rag-card")).to_have_count(0)
+        pg.context.close()
+        assert pg.errors == []
+    finally:
+        second.stop()

@@ -5,14 +5,20 @@ Gradio is imported inside the functions that build the app, so importing
 this package, read when the app is launched.
 """
 
+import logging
+import re
+import tempfile
 from importlib import resources
 from pathlib import Path
 
-from rag.errors import RagError
+from rag.errors import InputError, RagError
+from rag.serve.chats import Turn, title_from_question
 from rag.types import AddReport, Answer, Article, Citation, Hit
 from rag.ui.backend import MAX_SOURCES, RECENCY, UPLOAD_SUFFIXES, Backend, UIConfig, fmt_bytes
 from rag.ui.render import (add_progress_text, describe_report, esc, render_answer, render_error, render_question,
                            render_sources, render_status)
+
+log = logging.getLogger(__name__)
 
 EXAMPLES = [
     "Who coordinates the coalition?",
@@ -70,6 +76,16 @@ def _when(iso: str | None) -> str:
     return iso[:16].replace("T", " ") + (" UTC" if iso.endswith("+00:00") else "")
 
 
+def user_of(request) -> str | None:
+    """The logged-in user of a request (None without a login: the anonymous user)."""
+    return getattr(request, "username", None) or None
+
+
+def export_name(title: str) -> str:
+    """A file name for a conversation's Markdown export: its title reduced to safe characters."""
+    return re.sub(r"[^\w-]+", "-", title, flags=re.UNICODE).strip("-_")[:60] or "conversation"
+
+
 # -- the Gradio app ---------------------------------------------------------------
 
 
@@ -109,7 +125,8 @@ def build_app(backend: Backend):
         return gr.Error(str(exc), title="Cannot do that", print_exception=False)
 
     # -- chat ----------------------------------------------------------------
-    def respond(question, chat, turns, answerer, k, date_from, date_to, sources, recent, show_timings):
+    def respond(question, chat, turns, chat_id, answerer, k, date_from, date_to, sources, recent, show_timings,
+                request: gr.Request):
         from rag.retriever import clean_query
 
         try:
@@ -120,7 +137,8 @@ def build_app(backend: Backend):
             raise fail(exc) from None
         chat = list(chat or []) + [{"role": "user", "content": render_question(question)},
                                    {"role": "assistant", "content": "…"}]
-        yield "", chat, turns
+        skip = gr.skip()
+        yield "", chat, turns, skip, skip, skip
         text, answer = "", None
         try:
             for item in stream:
@@ -129,19 +147,93 @@ def build_app(backend: Backend):
                 else:
                     text += item
                     chat[-1] = {"role": "assistant", "content": esc(text)}
-                    yield "", chat, turns
+                    yield "", chat, turns, skip, skip, skip
         except RagError as exc:
             chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
-            yield "", chat, turns
+            yield "", chat, turns, skip, skip, skip
             return
-        chat[-1] = {"role": "assistant", "content": render_answer(answer)}
+        answer_html = render_answer(answer)
+        chat[-1] = {"role": "assistant", "content": answer_html}
         sources = render_sources(answer, backend.index.get_article, show_timings=bool(show_timings))
         if sources:
             chat.append({"role": "assistant", "content": sources})
-        yield "", chat, list(turns or []) + [(question, answer.text)]
+        turns = list(turns or []) + [(question, answer.text)]
+        user = user_of(request)
+        title = gr.skip()
+        try:
+            if not chat_id:
+                title = title_from_question(question)
+                chat_id = backend.chats.create(user, title)
+            backend.chats.append(user, chat_id, Turn(question, answer_to_dict(answer), answer_html, sources))
+        except RagError as exc:  # the answer is shown all the same; only saving it failed
+            log.warning("the conversation could not be saved: %s", exc)
+            gr.Warning(f"This answer was not saved: {exc}")
+            yield "", chat, turns, skip, skip, skip
+            return
+        yield "", chat, turns, chat_id, chat_list_update(user, chat_id), title
 
     def new_chat():
-        return [], [], ""
+        return [], [], "", None, gr.update(value=None), "", gr.update(value=None, visible=False)
+
+    # -- saved conversations ---------------------------------------------------
+    def chat_list_update(user, selected=None):
+        choices = [(c.title, c.id) for c in backend.chats.list(user)]
+        return gr.update(choices=choices, value=selected if any(v == selected for _, v in choices) else None)
+
+    def list_chats(request: gr.Request):
+        try:
+            return chat_list_update(user_of(request))
+        except RagError as exc:
+            log.warning("the saved conversations cannot be read: %s", exc)
+            return gr.update(choices=[], value=None)
+
+    def open_chat(chat_id, request: gr.Request):
+        try:
+            saved = backend.chats.get(user_of(request), chat_id)
+        except RagError as exc:
+            raise fail(exc) from None
+        messages, turns = [], []
+        for t in saved.turns:
+            messages.append({"role": "user", "content": render_question(t.question)})
+            messages.append({"role": "assistant", "content": t.answer_html or esc(t.answer.get("text"))})
+            if t.sources_html:
+                messages.append({"role": "assistant", "content": t.sources_html})
+            turns.append((t.question, str(t.answer.get("text") or "")))
+        return messages, turns, saved.id, saved.title, gr.update(value=None, visible=False)
+
+    def rename_chat(chat_id, title, request: gr.Request):
+        user = user_of(request)
+        try:
+            if not chat_id:
+                raise InputError("open a saved conversation (or ask a question) before renaming it")
+            backend.chats.rename(user, chat_id, title)
+        except RagError as exc:
+            raise fail(exc) from None
+        return chat_list_update(user, chat_id)
+
+    def delete_chat(chat_id, request: gr.Request):
+        user = user_of(request)
+        try:
+            if not chat_id:
+                raise InputError("open a saved conversation before deleting it")
+            backend.chats.delete(user, chat_id)
+        except RagError as exc:
+            raise fail(exc) from None
+        return [], [], None, chat_list_update(user), "", gr.update(value=None, visible=False)
+
+    def export_chat(chat_id, request: gr.Request):
+        try:
+            if not chat_id:
+                raise InputError("open a saved conversation (or ask a question) before exporting it")
+            user = user_of(request)
+            text = backend.chats.export_markdown(user, chat_id)
+            title = backend.chats.get(user, chat_id).title
+        except RagError as exc:
+            raise fail(exc) from None
+        path = export_dir / chat_id / f"{export_name(title)}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return gr.update(value=str(path), visible=True)
 
     # -- library ---------------------------------------------------------------
     def table(query: str = ""):
@@ -235,13 +327,29 @@ def build_app(backend: Backend):
     private = dict(api_visibility="private")
     write = dict(concurrency_id="index-write", concurrency_limit=1)
 
+    export_dir = Path(tempfile.mkdtemp(prefix="rag-chat-exports-"))
+
     with gr.Blocks(title="News QA", delete_cache=(3600, 3600)) as demo:
         turns = gr.State([])
+        chat_id = gr.State(None)
         gr.Markdown("## News QA\nAsk the indexed news articles, in English or French. "
                     "Answers quote the articles; each [n] points to a source card under the answer.")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=220, elem_id="rag-chats-box"):
+                        gr.Markdown("### Conversations")
+                        chat_list = gr.Radio([], value=None, label="Saved conversations", show_label=False,
+                                             elem_id="rag-chat-list", info="newest first")
+                        chat_title = gr.Textbox(label="Title", placeholder="open or start a conversation",
+                                                elem_id="rag-chat-title")
+                        with gr.Row():
+                            rename_btn = gr.Button("Rename", size="sm", min_width=60, elem_id="rag-chat-rename")
+                            delete_btn = gr.Button("Delete", size="sm", variant="stop", min_width=60,
+                                                   elem_id="rag-chat-delete")
+                        export_btn = gr.Button("Export as Markdown", size="sm", elem_id="rag-chat-export")
+                        export_file = gr.File(label="Markdown export", visible=False, interactive=False,
+                                              elem_id="rag-chat-file")
                     with gr.Column(scale=4):
                         chatbot = gr.Chatbot(
                             elem_id="rag-chat", label="Conversation", show_label=False, height=620,
@@ -308,11 +416,22 @@ def build_app(backend: Backend):
                                            scale=4, elem_id="rag-remove-id")
                     remove_btn = gr.Button("Remove", variant="stop", scale=1, min_width=90, elem_id="rag-remove")
 
-        chat_inputs = [question, chatbot, turns, answerer, k, date_from, date_to, sources, recent, show_timings]
+        chat_inputs = [question, chatbot, turns, chat_id, answerer, k, date_from, date_to, sources, recent,
+                       show_timings]
         for trigger in (question.submit, ask_btn.click):
-            trigger(respond, chat_inputs, [question, chatbot, turns], show_progress="minimal", **private)
-        new_btn.click(new_chat, None, [chatbot, turns, question], queue=False, **private)
-        chatbot.clear(lambda: [], None, turns, queue=False, **private)
+            trigger(respond, chat_inputs, [question, chatbot, turns, chat_id, chat_list, chat_title],
+                    show_progress="minimal", **private)
+        new_btn.click(new_chat, None, [chatbot, turns, question, chat_id, chat_list, chat_title, export_file],
+                      queue=False, **private)
+        chatbot.clear(lambda: ([], None, gr.update(value=None)), None, [turns, chat_id, chat_list], queue=False,
+                      **private)
+        demo.load(list_chats, None, chat_list, show_progress="hidden", **private)
+        chat_list.input(open_chat, chat_list, [chatbot, turns, chat_id, chat_title, export_file], **private)
+        rename_btn.click(rename_chat, [chat_id, chat_title], chat_list, **private)
+        chat_title.submit(rename_chat, [chat_id, chat_title], chat_list, **private)
+        delete_btn.click(delete_chat, chat_id, [chatbot, turns, chat_id, chat_list, chat_title, export_file],
+                         **private)
+        export_btn.click(export_chat, chat_id, export_file, **private)
 
         demo.load(refresh, filter_box, [articles, info], **private)
         library_tab.select(refresh, filter_box, [articles, info], **private)
