@@ -394,3 +394,28 @@ def test_conversation_survives_reload_and_restart_and_exports_as_markdown(browse
         assert pg.errors == []
     finally:
         second.stop()
+
+
+#: The progress trackers the page shows (Gradio draws one over each component it is told to).
+VISIBLE_TRACKERS = """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]
+    .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height > 0 && e.innerText.trim())
+    .map(e => (e.closest('[id]') || {}).id || '?')"""
+
+
+def test_indexing_an_article_shows_one_progress_bar(page):
+    """Issue 13, item 5: one progress bar (under the form, where the button was pressed), not one
+    over each of the seven fields the handler fills or clears."""
+    open_tab(page, "Library")
+    page.locator("#rag-p-title textarea, #rag-p-title input").first.fill("The harbour of Zorblax")
+    text = "\n".join(f"Paragraph {i}: the harbour of Zorblax counted {i} ships and {2 * i} cranes in the spring."
+                     for i in range(120))
+    page.locator("#rag-p-text textarea").fill(text)
+    page.locator("#rag-add-text").click()
+    expect(page.locator('#rag-status [data-testid="status-tracker"]')).to_contain_text("Embedding and indexing")
+    seen = page.evaluate(VISIBLE_TRACKERS)
+    assert seen == ["rag-status"], seen
+    expect(page.locator("#rag-status .rag-status")).to_contain_text("added 1 article")
+    remove_id = page.locator("#rag-status .rag-status").inner_text().split("(id ")[1].split(")")[0]
+    page.locator("#rag-remove-id textarea, #rag-remove-id input").first.fill(remove_id)
+    page.locator("#rag-remove").click()
+    expect(page.locator("#rag-status .rag-status")).to_contain_text("Removed article")

@@ -389,7 +389,6 @@ def build_app(backend: Backend):
                                         datatype=["str", "str", "str", "number", "str"], interactive=False,
                                         wrap=True, column_widths=["46%", "12%", "14%", "8%", "20%"],
                                         elem_id="rag-articles", max_height=360)
-                status = gr.HTML(elem_id="rag-status")
                 with gr.Row(equal_height=False):
                     with gr.Column():
                         gr.Markdown(f"### Add files\n{', '.join(UPLOAD_SUFFIXES)} · up to "
@@ -406,6 +405,8 @@ def build_app(backend: Backend):
                             p_source = gr.Textbox(label="Source (optional)")
                         p_url = gr.Textbox(label="URL (optional)")
                         add_text_btn = gr.Button("Add the article", variant="primary", elem_id="rag-add-text")
+                # under the forms: their progress bar and result show where the button was pressed
+                status = gr.HTML(elem_id="rag-status")
                 with gr.Accordion("Feeds", open=False, elem_id="rag-feeds-box"):
                     feeds_info = gr.Markdown(elem_id="rag-feeds-info")
                     feeds = gr.Dataframe(headers=["Feed", "URL", "Last read", "Last success", "Articles", "Last error"],
@@ -441,10 +442,13 @@ def build_app(backend: Backend):
             trigger(source_choices, None, sources, show_progress="hidden", **private)
         filter_box.change(table, filter_box, articles, show_progress="hidden", **private)
         articles.select(pick_row, None, remove_id, **private)
-        add_files_btn.click(add_files, [files, filter_box], [articles, info, status, files], **private, **write).then(
+        # One progress bar, over the status line, not one over each field the handler clears.
+        add_files_btn.click(add_files, [files, filter_box], [articles, info, status, files], show_progress_on=status,
+                            **private, **write).then(
             source_choices, None, sources, show_progress="hidden", **private)
         add_text_btn.click(add_pasted, [p_title, p_text, p_date, p_source, p_url, filter_box],
-                           [articles, info, status, p_title, p_text, p_date, p_source, p_url], **private, **write).then(
+                           [articles, info, status, p_title, p_text, p_date, p_source, p_url], show_progress_on=status,
+                           **private, **write).then(
             source_choices, None, sources, show_progress="hidden", **private)
         remove_btn.click(remove, [remove_id, filter_box], [articles, info, status, remove_id], **private, **write)
 
