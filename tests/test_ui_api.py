@@ -197,6 +197,36 @@ def test_ask_takes_settings_by_name(api):
 
 
 @pytest.mark.slow
+def test_ask_takes_a_history_for_follow_ups(api):
+    first = api.predict(COALITION, api_name="/ask")
+    follow_up = "and when was it created?"
+    for history in ([[COALITION, first["text"]]],
+                    [{"role": "user", "content": COALITION}, {"role": "assistant", "content": first["text"]}]):
+        r = api.predict(question=follow_up, history=history, api_name="/ask")
+        assert not r["refused"], r
+        assert r["standalone_question"].startswith(follow_up) and "coalition" in r["standalone_question"]
+        assert "mars" in r["text"] and r["citations"]
+    # without a history (as before), the same words name nothing
+    alone = api.predict(question=follow_up, api_name="/ask")
+    assert alone["refused"] and not alone["citations"]
+
+
+def test_check_history_takes_pairs_and_messages_and_refuses_the_rest():
+    from rag.ui.layout import MAX_HISTORY_TURNS, check_history
+
+    assert check_history(None) == [] and check_history([]) == []
+    assert check_history([["q", "a"]]) == [("q", "a")]
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "name": "x"}]
+    assert check_history(msgs) == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    assert len(check_history([["q", "a"]] * (3 * MAX_HISTORY_TURNS))) == 2 * MAX_HISTORY_TURNS
+    for bad, message in (("q", "must be a list"), ([["q"]], "turn 1"), ([["q", 3]], "turn 1"),
+                         ([["q", "a"], {"role": "system", "content": "x"}], "turn 2"),
+                         ([{"role": "user"}], "turn 1")):
+        with pytest.raises(rag.InputError, match=message):
+            check_history(bad)
+
+
+@pytest.mark.slow
 def test_ask_refuses_what_the_articles_do_not_say(api):
     r = api.predict("What is the capital of Peru?", api_name="/ask")
     assert r["refused"] and not r["citations"]
@@ -240,6 +270,7 @@ def test_search_returns_passages(api):
     (("x" * 20_000,), "/ask", "20,000 characters"),
     ((COALITION, "llm"), "/ask", "unknown answerer"),
     ((COALITION, "extractive", 6, "last tuesday"), "/ask", "ISO date"),
+    ((COALITION, "extractive", 6, "", "", None, "", [["q"]]), "/ask", "history turn 1"),
     (("", ""), "/add_article", "empty"),
     (("A title", "   "), "/add_article", "text is empty"),
     (("x", 5), "/search", None),

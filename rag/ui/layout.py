@@ -81,6 +81,37 @@ def user_of(request) -> str | None:
     return getattr(request, "username", None) or None
 
 
+#: turns of history ``/ask`` takes (the oldest are dropped past it: a follow-up refers to recent ones)
+MAX_HISTORY_TURNS = 50
+
+
+def check_history(history) -> list:
+    """The ``history`` of an ``/ask`` call as the assistant takes it: [question, answer] pairs or
+    role/content messages, the last :data:`MAX_HISTORY_TURNS` of them.
+
+    Raises:
+        InputError: not a list, or a turn that is neither form (the message says which).
+    """
+    if history is None or history == "":
+        return []
+    if not isinstance(history, (list, tuple)):
+        raise InputError(f"history must be a list of [question, answer] pairs or of role/content messages, "
+                         f"got {type(history).__name__}")
+    out = []
+    for i, turn in enumerate(history[-2 * MAX_HISTORY_TURNS:]):
+        if isinstance(turn, dict):
+            if turn.get("role") not in ("user", "assistant") or not isinstance(turn.get("content"), str):
+                raise InputError(f"history turn {i + 1}: a message needs a role (user or assistant) and a text "
+                                 f"content")
+            out.append({"role": turn["role"], "content": turn["content"]})
+        elif (isinstance(turn, (list, tuple)) and len(turn) == 2 and all(isinstance(x, str) for x in turn)):
+            out.append((turn[0], turn[1]))
+        else:
+            raise InputError(f"history turn {i + 1}: expected a [question, answer] pair of texts or a "
+                             f"{{'role': ..., 'content': ...}} message")
+    return out
+
+
 def export_name(title: str) -> str:
     """A file name for a conversation's Markdown export: its title reduced to safe characters."""
     return re.sub(r"[^\w-]+", "-", title, flags=re.UNICODE).strip("-_")[:60] or "conversation"
@@ -294,16 +325,21 @@ def build_app(backend: Backend):
 
     # -- API ---------------------------------------------------------------------
     def ask(question: str, answerer: str = "extractive", k: int = 6, date_from: str = "",
-            date_to: str = "", sources: list[str] | None = None, recent: str = "") -> dict:
-        """Answer one question (no conversation) from the indexed articles.
+            date_to: str = "", sources: list[str] | None = None, recent: str = "",
+            history: list | None = None) -> dict:
+        """Answer a question from the indexed articles; with history, as a follow-up in that conversation.
 
         Filters: date_from/date_to (YYYY-MM-DD), sources (names), recent (7d, 2w, 3m, 1y).
+        history: the earlier turns, oldest first, as [question, answer] pairs or as
+        {"role": "user"|"assistant", "content": text} messages (none: a question on its own).
         Returns the answer text with [n] markers, its citations (quote, article, offsets),
-        whether it was refused, the related passages when it was, and stage timings.
+        whether it was refused, the related passages when it was, the question searched
+        for (a follow-up rewritten), and stage timings.
         """
         try:
-            return answer_to_dict(backend.ask(question, answerer=answerer, k=k, date_from=date_from,
-                                              date_to=date_to, sources=sources, recent=recent))
+            return answer_to_dict(backend.ask(question, history=check_history(history), answerer=answerer, k=k,
+                                              date_from=date_from, date_to=date_to, sources=sources,
+                                              recent=recent))
         except RagError as exc:
             raise fail(exc) from None
 
