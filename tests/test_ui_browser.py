@@ -340,6 +340,12 @@ def test_conversation_survives_reload_and_restart_and_exports_as_markdown(browse
         answer, sources = ask(pg, question)
         expect(answer).to_contain_text("14 May 2025")
         expect(sources.locator(".rag-card .rag-title").first).to_contain_text("Lindholm Observatory")
+        expect(sources.locator(".rag-card .rag-meta").first).to_contain_text("15 May 2025")  # not 2025-05-15
+        # [1] links to its card
+        card_id = sources.locator(".rag-card").first.get_attribute("id")
+        answer.locator("a.rag-ref", has_text="[1]").click()
+        expect(pg).to_have_url(re.compile(f"#{card_id}$"))
+        expect(pg.locator(f"#{card_id}")).to_be_in_viewport()
         expect(pg.locator(chat_list)).to_have_count(1)
         expect(pg.locator(chat_list).first).to_contain_text(question)
         expect(pg.locator("#rag-chat-title input, #rag-chat-title textarea").first).to_have_value(question)

@@ -8,6 +8,7 @@ this package, read when the app is launched.
 import logging
 import re
 import tempfile
+import uuid
 from importlib import resources
 from pathlib import Path
 
@@ -183,9 +184,10 @@ def build_app(backend: Backend):
             chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
             yield "", chat, turns, skip, skip, skip
             return
-        answer_html = render_answer(answer)
+        key = uuid.uuid4().hex[:10]  # links each [n] of this answer to its card
+        answer_html = render_answer(answer, key)
         chat[-1] = {"role": "assistant", "content": answer_html}
-        sources = render_sources(answer, backend.index.get_article, show_timings=bool(show_timings))
+        sources = render_sources(answer, backend.index.get_article, show_timings=bool(show_timings), key=key)
         if sources:
             chat.append({"role": "assistant", "content": sources})
         turns = list(turns or []) + [(question, answer.text)]
