@@ -425,3 +425,27 @@ def test_indexing_an_article_shows_one_progress_bar(page):
     page.locator("#rag-remove-id textarea, #rag-remove-id input").first.fill(remove_id)
     page.locator("#rag-remove").click()
     expect(page.locator("#rag-status .rag-status")).to_contain_text("Removed article")
+
+
+def test_after_a_long_answer_its_question_stays_in_view(page):
+    """Issue 13, item 5: the chat followed a long answer to its end, out of sight of its question;
+    once the answer is complete, the question is brought back to the top of the view."""
+    filler = " ".join(f"In week {i} the Quillby ferry carried {100 + i} passengers between the two islands of the "
+                      f"bay, the harbour office said." for i in range(40))
+    add_pasted(page, "Quillby ferry record year",
+               f"The Quillby ferry service began on 3 March 2024 with two boats. {filler}\nAnother paragraph.")
+    open_tab(page, "Chat")
+    question = "When did the Quillby ferry service begin?"
+    answer, sources = ask(page, question)
+    expect(answer).to_contain_text("3 March 2024")
+    expect(sources).to_contain_text("week 39")  # the card holds the whole long paragraph
+    box = page.evaluate("""() => { const c = document.querySelector('#rag-chat .bubble-wrap');
+        return [c.scrollHeight, c.clientHeight]; }""")
+    assert box[0] > box[1] + 200, "the answer is not long enough to test this"
+    # the question's top comes within the chat's view, near its top (the chat had scrolled to the end)
+    page.wait_for_function("""() => { const c = document.querySelector('#rag-chat .bubble-wrap');
+        const u = [...c.querySelectorAll('[data-testid="user"]')].pop();
+        const top = u.getBoundingClientRect().top - c.getBoundingClientRect().top;
+        return top >= 0 && top <= 120; }""", timeout=5000)
+    page.wait_for_timeout(1600)  # and it stays there (the chat does not scroll back to the end)
+    expect(page.locator('#rag-chat [data-testid="user"]', has_text=question).last).to_be_in_viewport()

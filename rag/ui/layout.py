@@ -77,6 +77,29 @@ def _when(iso: str | None) -> str:
     return iso[:16].replace("T", " ") + (" UTC" if iso.endswith("+00:00") else "")
 
 
+#: Run in the browser once an answer is complete: the chat had followed the answer to its end;
+#: bring the question back to the top of the view, so a long answer is read from its start.
+SCROLL_TO_QUESTION = """() => {
+  const chat = document.getElementById('rag-chat');
+  const lift = () => {
+    const users = chat ? chat.querySelectorAll('[data-testid="user"]') : [];
+    const last = users[users.length - 1];
+    if (!last) return;
+    const row = last.closest('.message-row') || last;
+    let box = row.parentElement;
+    while (box && box !== chat && box.scrollHeight <= box.clientHeight + 1) box = box.parentElement;
+    if (!box || box === chat) return;  // the conversation fits: nothing to scroll
+    // only when the view is still at the answer's end (where the chat's autoscroll put it), not
+    // when the reader has scrolled elsewhere meanwhile
+    if (box.scrollHeight - box.scrollTop - box.clientHeight > 40) return;
+    box.scrollTo({top: row.getBoundingClientRect().top - box.getBoundingClientRect().top + box.scrollTop - 8,
+                  behavior: 'instant'});
+  };
+  // the chat scrolls to the end after it renders the last update: lift after it, more than once
+  for (const ms of [60, 300, 900, 1500]) setTimeout(lift, ms);
+}"""
+
+
 def user_of(request) -> str | None:
     """The logged-in user of a request (None without a login: the anonymous user)."""
     return getattr(request, "username", None) or None
@@ -459,7 +482,7 @@ def build_app(backend: Backend):
                        show_timings]
         for trigger in (question.submit, ask_btn.click):
             trigger(respond, chat_inputs, [question, chatbot, turns, chat_id, chat_list, chat_title],
-                    show_progress="minimal", **private)
+                    show_progress="minimal", **private).then(None, js=SCROLL_TO_QUESTION, **private)
         new_btn.click(new_chat, None, [chatbot, turns, question, chat_id, chat_list, chat_title, export_file],
                       queue=False, **private)
         chatbot.clear(lambda: ([], None, gr.update(value=None)), None, [turns, chat_id, chat_list], queue=False,
