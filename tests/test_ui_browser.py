@@ -371,6 +371,8 @@ def test_conversation_survives_reload_and_restart_and_exports_as_markdown(browse
         entry.click()
         expect(pg.locator("#rag-chat .rag-card .rag-title").first).to_contain_text("Lindholm Observatory")
         expect(pg.locator("#rag-chat .rag-card .rag-meta a")).to_have_attribute("href", url)
+        card_id = pg.locator("#rag-chat .rag-card").first.get_attribute("id")
+        expect(pg.locator("#rag-chat a.rag-ref").first).to_have_attribute("href", f"#{card_id}")  # reopened: linked
         # a follow-up goes on in the same conversation (it is not a new one)
         answer, _ = ask(pg, "Where will the comet be visible?")
         expect(answer).to_contain_text("Nordic")

@@ -100,6 +100,43 @@ SCROLL_TO_QUESTION = """() => {
 }"""
 
 
+#: Run in the browser after an answer or a reopened conversation: each [n] of an answer becomes a
+#: link to card n under it. Done here, not in the answer's HTML, so that the chat's copy button
+#: still copies the answer as plain text.
+LINK_MARKERS = """() => {
+  const bots = [...document.querySelectorAll('#rag-chat [data-testid="bot"]')];
+  bots.forEach((bubble, i) => {
+    const next = bots[i + 1];
+    if (bubble.querySelector('.rag-sources') || !next || !next.querySelector('.rag-sources')) return;
+    const ids = {};
+    next.querySelectorAll('.rag-card[id]').forEach(card => {
+      const n = card.querySelector('.rag-n');
+      if (n) ids[n.textContent.trim()] = card.id;
+    });
+    const walker = document.createTreeWalker(bubble, NodeFilter.SHOW_TEXT);
+    const nodes = [];
+    while (walker.nextNode()) {
+      const node = walker.currentNode;
+      if (/\\[\\d{1,2}\\]/.test(node.nodeValue) && !node.parentElement.closest('a, .rag-searched')) nodes.push(node);
+    }
+    for (const node of nodes) {
+      const frag = document.createDocumentFragment();
+      let last = 0;
+      node.nodeValue.replace(/\\[(\\d{1,2})\\]/g, (m, n, at) => {
+        if (!ids[n]) return m;
+        frag.append(node.nodeValue.slice(last, at));
+        const a = document.createElement('a');
+        a.className = 'rag-ref'; a.href = '#' + ids[n]; a.textContent = m;
+        frag.append(a);
+        last = at + m.length;
+        return m;
+      });
+      if (last) { frag.append(node.nodeValue.slice(last)); node.replaceWith(frag); }
+    }
+  });
+}"""
+
+
 def user_of(request) -> str | None:
     """The logged-in user of a request (None without a login: the anonymous user)."""
     return getattr(request, "username", None) or None
@@ -207,8 +244,8 @@ def build_app(backend: Backend):
             chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
             yield "", chat, turns, skip, skip, skip
             return
-        key = uuid.uuid4().hex[:10]  # links each [n] of this answer to its card
-        answer_html = render_answer(answer, key)
+        key = uuid.uuid4().hex[:10]  # the cards' ids, unique in the page: the browser links [n] to them
+        answer_html = render_answer(answer)
         chat[-1] = {"role": "assistant", "content": answer_html}
         sources = render_sources(answer, backend.index.get_article, show_timings=bool(show_timings), key=key)
         if sources:
@@ -482,13 +519,16 @@ def build_app(backend: Backend):
                        show_timings]
         for trigger in (question.submit, ask_btn.click):
             trigger(respond, chat_inputs, [question, chatbot, turns, chat_id, chat_list, chat_title],
-                    show_progress="minimal", **private).then(None, js=SCROLL_TO_QUESTION, **private)
+                    show_progress="minimal", **private).then(
+                None, js=f"() => {{ for (const ms of [50, 400, 1000]) setTimeout({LINK_MARKERS}, ms); "
+                         f"({SCROLL_TO_QUESTION})(); }}", **private)
         new_btn.click(new_chat, None, [chatbot, turns, question, chat_id, chat_list, chat_title, export_file],
                       queue=False, **private)
         chatbot.clear(lambda: ([], None, gr.update(value=None)), None, [turns, chat_id, chat_list], queue=False,
                       **private)
         demo.load(list_chats, None, chat_list, show_progress="hidden", **private)
-        chat_list.input(open_chat, chat_list, [chatbot, turns, chat_id, chat_title, export_file], **private)
+        chat_list.input(open_chat, chat_list, [chatbot, turns, chat_id, chat_title, export_file], **private).then(
+            None, js=f"() => {{ for (const ms of [50, 400, 1000]) setTimeout({LINK_MARKERS}, ms); }}", **private)
         rename_btn.click(rename_chat, [chat_id, chat_title], chat_list, **private)
         chat_title.submit(rename_chat, [chat_id, chat_title], chat_list, **private)
         delete_btn.click(delete_chat, chat_id, [chatbot, turns, chat_id, chat_list, chat_title, export_file],

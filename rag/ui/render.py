@@ -62,12 +62,9 @@ def human_date(value: str | None, language: str = "en") -> str:
     return f"{day_text} {_MONTHS[lang][month - 1]} {year}"
 
 
-#: an answer's [n] marker (after escaping: brackets are not escaped)
-_MARKER = re.compile(r"\[(\d{1,2})\]")
-
-
 def source_anchor(key: str, n: int | str) -> str:
-    """The id of source card ``n`` of the answer ``key`` (unique in the page, so [n] can link to it)."""
+    """The id of source card ``n`` of the answer ``key`` (unique in the page, so [n] can link to it:
+    :data:`rag.ui.layout.LINK_MARKERS`)."""
     return f"rag-src-{key}-{n}"
 
 
@@ -80,22 +77,17 @@ def render_question(question: str) -> str:
     return esc(question)
 
 
-def render_answer(answer: Answer, key: str | None = None) -> str:
+def render_answer(answer: Answer) -> str:
     """The answer bubble: the text with its [n] markers; a refusal carries a visible label; a
-    follow-up that was rewritten says what was searched. With ``key`` (as given to
-    :func:`render_sources`), each [n] of a cited source links to its card."""
+    follow-up that was rewritten says what was searched. (The page links each [n] to its card in
+    the browser: the bubble stays text, for the chat's copy button.)"""
     searched = ""
     if answer.standalone_question and answer.standalone_question != answer.question:
         searched = f"<div class='rag-searched'>Searched for: {esc(answer.standalone_question)}</div>"
     if answer.refused:
         return (f"{searched}<div class='rag-refused'><span class='rag-badge'>Not in the articles</span> "
                 f"{esc(answer.text)}</div>")
-    text = esc(answer.text)
-    if key:
-        cited = {str(c.n) for c in answer.citations}
-        text = _MARKER.sub(lambda m: (f"<a class='rag-ref' href='#{source_anchor(key, m[1])}'>[{m[1]}]</a>"
-                                      if m[1] in cited else m[0]), text)
-    return searched + text
+    return searched + esc(answer.text)
 
 
 def render_error(message: str) -> str:
