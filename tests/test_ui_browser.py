@@ -451,3 +451,33 @@ def test_after_a_long_answer_its_question_stays_in_view(page):
         return top >= 0 && top <= 120; }""", timeout=5000)
     page.wait_for_timeout(1600)  # and it stays there (the chat does not scroll back to the end)
     expect(page.locator('#rag-chat [data-testid="user"]', has_text=question).last).to_be_in_viewport()
+
+
+def test_with_a_login_conversations_belong_to_the_user(browser, e5_index, model_cache, tmp_path):
+    import sqlite3
+
+    from rag.serve.chats import ChatStore, Turn
+
+    srv = start_app(e5_index, tmp_path / "app", model_cache, env={"RAG_AUTH": "editor:s3cret-pass"})
+    try:
+        # a conversation of the anonymous user, from before the login was set: not listed for editor
+        with ChatStore(srv.index_dir) as store:
+            store.append(None, store.create(None, "anonymous question"), Turn("anonymous question", {"text": "x"}))
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(TIMEOUT_MS)
+        pg = context.new_page()
+        pg.goto(srv.url)
+        pg.get_by_label("username").fill("editor")
+        pg.get_by_label("password").fill("s3cret-pass")
+        pg.get_by_role("button", name="Login").click()
+        expect(pg.locator("#rag-index-info")).to_contain_text("article")
+        expect(pg.locator("#rag-chat-list label")).to_have_count(0)
+        ask(pg, "who coordinates the coalition?")
+        expect(pg.locator("#rag-chat-list label")).to_have_count(1)
+        context.close()
+        db = sqlite3.connect(srv.index_dir / "chats.sqlite")
+        rows = db.execute("SELECT user, title FROM chats ORDER BY created").fetchall()
+        db.close()
+        assert rows == [("", "anonymous question"), ("editor", "who coordinates the coalition?")]
+    finally:
+        srv.stop()
