@@ -740,8 +740,8 @@ def _rekey_dates(path: Path, store: Store) -> None:
 
 UPLOADS = "uploads"
 #: What a rebuild carries over into the new folder: files added through the app, and the
-#: state of the feeds the index follows (rag.feeds.FEEDS_DB).
-KEPT_ON_REBUILD = (UPLOADS, "feeds.sqlite")
+#: state of the feeds the index follows (rag.feeds.FEEDS_DB), and the saved conversations (rag.serve.chats).
+KEPT_ON_REBUILD = (UPLOADS, "feeds.sqlite", "chats.sqlite")
 #: Written into <index>.rebuild once it holds everything; the swap may then complete.
 REBUILD_COMPLETE = ".rebuild-complete"
 

@@ -145,6 +145,33 @@ def test_rendering_escapes_article_text_and_marks_the_quote():
     assert "Searched for: Et quand &lt;b&gt;? (coalition)" in shown and "<b>" not in shown
 
 
+@pytest.mark.parametrize("value, language, shown", [
+    ("2025-08-10", "en", "10 Aug 2025"), ("2025-08-10", "fr", "10 août 2025"), ("2025-03-01", "fr", "1er mars 2025"),
+    ("2025-03-01", "en", "1 Mar 2025"), ("2025-12-24T10:05:00+00:00", "fr", "24 déc. 2025"),
+    ("2025-02-30x", "en", "2025-02-30x"), ("hier", "fr", "hier"), (None, "en", ""), ("2025-13-01", "en", "2025-13-01"),
+])
+def test_dates_are_shown_as_people_write_them(value, language, shown):
+    from rag.ui.render import human_date
+
+    assert human_date(value, language) == shown
+
+
+def test_source_cards_have_ids_for_the_markers_to_link_to():
+    from rag.types import Answer, Article, Citation
+
+    text = "The council met on 2 May 2025. It voted for the bridge."
+    art = Article("a1", "Bridge", text, "2025-05-02", "Gazette", None)
+    cits = [Citation(1, "a1", "Bridge", "2025-05-02", "Gazette", None, text[:30], 0, 30),
+            Citation(2, "a1", "Bridge", "2025-05-02", "Gazette", None, text[31:], 31, len(text))]
+    answer = Answer(question="q", text="« It met » [1] and « voted » [2].", citations=cits, language="fr")
+    cards = ui.render_sources(answer, {"a1": art}.get, show_timings=False, key="k1")
+    assert "id='rag-src-k1-1'" in cards and "id='rag-src-k1-2'" in cards
+    assert "2 mai 2025 · Gazette" in cards and "2025-05-02" not in cards
+    # the answer stays text (the browser links its markers), and without a key the cards have no ids
+    assert ui.render_answer(answer) == ui.esc(answer.text)
+    assert "id=" not in ui.render_sources(answer, {"a1": art}.get, show_timings=False)
+
+
 def test_importing_rag_ui_does_not_import_gradio():
     code = "import sys, rag, rag.ui; assert 'gradio' not in sys.modules, 'gradio imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -197,6 +224,36 @@ def test_ask_takes_settings_by_name(api):
 
 
 @pytest.mark.slow
+def test_ask_takes_a_history_for_follow_ups(api):
+    first = api.predict(COALITION, api_name="/ask")
+    follow_up = "and when was it created?"
+    for history in ([[COALITION, first["text"]]],
+                    [{"role": "user", "content": COALITION}, {"role": "assistant", "content": first["text"]}]):
+        r = api.predict(question=follow_up, history=history, api_name="/ask")
+        assert not r["refused"], r
+        assert r["standalone_question"].startswith(follow_up) and "coalition" in r["standalone_question"]
+        assert "mars" in r["text"] and r["citations"]
+    # without a history (as before), the same words name nothing
+    alone = api.predict(question=follow_up, api_name="/ask")
+    assert alone["refused"] and not alone["citations"]
+
+
+def test_check_history_takes_pairs_and_messages_and_refuses_the_rest():
+    from rag.ui.layout import MAX_HISTORY_TURNS, check_history
+
+    assert check_history(None) == [] and check_history([]) == []
+    assert check_history([["q", "a"]]) == [("q", "a")]
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "name": "x"}]
+    assert check_history(msgs) == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    assert len(check_history([["q", "a"]] * (3 * MAX_HISTORY_TURNS))) == 2 * MAX_HISTORY_TURNS
+    for bad, message in (("q", "must be a list"), ([["q"]], "turn 1"), ([["q", 3]], "turn 1"),
+                         ([["q", "a"], {"role": "system", "content": "x"}], "turn 2"),
+                         ([{"role": "user"}], "turn 1")):
+        with pytest.raises(rag.InputError, match=message):
+            check_history(bad)
+
+
+@pytest.mark.slow
 def test_ask_refuses_what_the_articles_do_not_say(api):
     r = api.predict("What is the capital of Peru?", api_name="/ask")
     assert r["refused"] and not r["citations"]
@@ -240,6 +297,7 @@ def test_search_returns_passages(api):
     (("x" * 20_000,), "/ask", "20,000 characters"),
     ((COALITION, "llm"), "/ask", "unknown answerer"),
     ((COALITION, "extractive", 6, "last tuesday"), "/ask", "ISO date"),
+    ((COALITION, "extractive", 6, "", "", None, "", [["q"]]), "/ask", "history turn 1"),
     (("", ""), "/add_article", "empty"),
     (("A title", "   "), "/add_article", "text is empty"),
     (("x", 5), "/search", None),

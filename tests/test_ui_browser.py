@@ -316,3 +316,168 @@ def test_language_model_answer_and_failure_notice(browser, llm_server, fake_llm)
     finally:
         fake_llm.status = 200
         page.context.close()
+
+
+def test_conversation_survives_reload_and_restart_and_exports_as_markdown(browser, e5_index, model_cache, tmp_path):
+    """Issue 13, item 4: a conversation is saved in the index folder, listed in the sidebar, reopened
+    with its source cards after a reload and after a restart of the server, renamed, exported as
+    Markdown with its sources, and deleted."""
+    question = "When did the Lindholm Observatory discover comet C/2025 K7?"
+    url = "https://example.org/science/lindholm-comet"
+    chat_list = "#rag-chat-list label"
+    first = start_app(e5_index, tmp_path / "first", model_cache)
+    try:
+        pg = open_page(browser, first.url)
+        open_tab(pg, "Library")
+        title, _, text = COMET_TXT.partition("\n\n")
+        pg.locator("#rag-p-title textarea, #rag-p-title input").first.fill(title)
+        pg.locator("#rag-p-text textarea").fill(text)
+        pg.get_by_label("Date (optional)").fill("2025-05-15")
+        pg.get_by_label("URL (optional)").fill(url)
+        pg.locator("#rag-add-text").click()
+        expect(pg.locator("#rag-status .rag-status")).to_contain_text("added 1 article")
+        open_tab(pg, "Chat")
+        answer, sources = ask(pg, question)
+        expect(answer).to_contain_text("14 May 2025")
+        expect(sources.locator(".rag-card .rag-title").first).to_contain_text("Lindholm Observatory")
+        expect(sources.locator(".rag-card .rag-meta").first).to_contain_text("15 May 2025")  # not 2025-05-15
+        # [1] links to its card
+        card_id = sources.locator(".rag-card").first.get_attribute("id")
+        answer.locator("a.rag-ref", has_text="[1]").click()
+        expect(pg).to_have_url(re.compile(f"#{card_id}$"))
+        expect(pg.locator(f"#{card_id}")).to_be_in_viewport()
+        expect(pg.locator(chat_list)).to_have_count(1)
+        expect(pg.locator(chat_list).first).to_contain_text(question)
+        expect(pg.locator("#rag-chat-title input, #rag-chat-title textarea").first).to_have_value(question)
+
+        pg.reload()
+        expect(pg.locator("#rag-index-info")).to_contain_text("article")
+        expect(pg.locator("#rag-chat .rag-card")).to_have_count(0)
+        pg.locator(chat_list, has_text=question).click()
+        expect(pg.locator("#rag-chat .rag-card .rag-title").first).to_contain_text("Lindholm Observatory")
+        expect(pg.locator("#rag-chat .rag-card .rag-para mark").first).to_contain_text("14 May 2025")
+        pg.context.close()
+        assert pg.errors == []
+    finally:
+        first.stop()
+    assert (first.index_dir / "chats.sqlite").is_file()
+
+    # a new server process on the same index folder
+    second = start_app(first.index_dir, tmp_path / "second", model_cache, copy=False)
+    try:
+        pg = open_page(browser, second.url)
+        entry = pg.locator(chat_list, has_text=question)
+        expect(entry).to_have_count(1)
+        entry.click()
+        expect(pg.locator("#rag-chat .rag-card .rag-title").first).to_contain_text("Lindholm Observatory")
+        expect(pg.locator("#rag-chat .rag-card .rag-meta a")).to_have_attribute("href", url)
+        card_id = pg.locator("#rag-chat .rag-card").first.get_attribute("id")
+        expect(pg.locator("#rag-chat a.rag-ref").first).to_have_attribute("href", f"#{card_id}")  # reopened: linked
+        # a follow-up goes on in the same conversation (it is not a new one)
+        answer, _ = ask(pg, "Where will the comet be visible?")
+        expect(answer).to_contain_text("Nordic")
+        expect(pg.locator(chat_list)).to_have_count(1)
+
+        title_box = pg.locator("#rag-chat-title input, #rag-chat-title textarea").first
+        title_box.fill("Comet K7")
+        pg.locator("#rag-chat-rename").click()
+        expect(pg.locator(chat_list).first).to_have_text("Comet K7")
+
+        pg.locator("#rag-chat-export").click()
+        link = pg.locator("#rag-chat-file a[href]").first
+        expect(link).to_have_attribute("download", "Comet-K7.md")
+        md = pg.request.get(link.get_attribute("href")).text()
+        assert md.startswith("# Comet K7\n")
+        assert f"## {question}" in md
+        assert "14 May 2025" in md and "Nordic" in md
+        assert "**Lindholm Observatory finds a new comet** (2025-05-15)" in md
+        assert f"<{url}>" in md
+        assert re.search(r"^   > .*discovered a new comet", md, re.MULTILINE)
+        shot(pg, "saved-conversation")
+
+        pg.locator("#rag-chat-delete").click()
+        expect(pg.locator(chat_list)).to_have_count(0)
+        expect(pg.locator("#rag-chat .rag-card")).to_have_count(0)
+        pg.context.close()
+        assert pg.errors == []
+    finally:
+        second.stop()
+
+
+#: The progress trackers the page shows (Gradio draws one over each component it is told to).
+VISIBLE_TRACKERS = """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]
+    .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height > 0 && e.innerText.trim())
+    .map(e => (e.closest('[id]') || {}).id || '?')"""
+
+
+def test_indexing_an_article_shows_one_progress_bar(page):
+    """Issue 13, item 5: one progress bar (under the form, where the button was pressed), not one
+    over each of the seven fields the handler fills or clears."""
+    open_tab(page, "Library")
+    page.locator("#rag-p-title textarea, #rag-p-title input").first.fill("The harbour of Zorblax")
+    text = "\n".join(f"Paragraph {i}: the harbour of Zorblax counted {i} ships and {2 * i} cranes in the spring."
+                     for i in range(120))
+    page.locator("#rag-p-text textarea").fill(text)
+    page.locator("#rag-add-text").click()
+    expect(page.locator('#rag-status [data-testid="status-tracker"]')).to_contain_text("Embedding and indexing")
+    seen = page.evaluate(VISIBLE_TRACKERS)
+    assert seen == ["rag-status"], seen
+    expect(page.locator("#rag-status .rag-status")).to_contain_text("added 1 article")
+    remove_id = page.locator("#rag-status .rag-status").inner_text().split("(id ")[1].split(")")[0]
+    page.locator("#rag-remove-id textarea, #rag-remove-id input").first.fill(remove_id)
+    page.locator("#rag-remove").click()
+    expect(page.locator("#rag-status .rag-status")).to_contain_text("Removed article")
+
+
+def test_after_a_long_answer_its_question_stays_in_view(page):
+    """Issue 13, item 5: the chat followed a long answer to its end, out of sight of its question;
+    once the answer is complete, the question is brought back to the top of the view."""
+    filler = " ".join(f"In week {i} the Quillby ferry carried {100 + i} passengers between the two islands of the "
+                      f"bay, the harbour office said." for i in range(40))
+    add_pasted(page, "Quillby ferry record year",
+               f"The Quillby ferry service began on 3 March 2024 with two boats. {filler}\nAnother paragraph.")
+    open_tab(page, "Chat")
+    question = "When did the Quillby ferry service begin?"
+    answer, sources = ask(page, question)
+    expect(answer).to_contain_text("3 March 2024")
+    expect(sources).to_contain_text("week 39")  # the card holds the whole long paragraph
+    box = page.evaluate("""() => { const c = document.querySelector('#rag-chat .bubble-wrap');
+        return [c.scrollHeight, c.clientHeight]; }""")
+    assert box[0] > box[1] + 200, "the answer is not long enough to test this"
+    # the question's top comes within the chat's view, near its top (the chat had scrolled to the end)
+    page.wait_for_function("""() => { const c = document.querySelector('#rag-chat .bubble-wrap');
+        const u = [...c.querySelectorAll('[data-testid="user"]')].pop();
+        const top = u.getBoundingClientRect().top - c.getBoundingClientRect().top;
+        return top >= 0 && top <= 120; }""", timeout=5000)
+    page.wait_for_timeout(1600)  # and it stays there (the chat does not scroll back to the end)
+    expect(page.locator('#rag-chat [data-testid="user"]', has_text=question).last).to_be_in_viewport()
+
+
+def test_with_a_login_conversations_belong_to_the_user(browser, e5_index, model_cache, tmp_path):
+    import sqlite3
+
+    from rag.serve.chats import ChatStore, Turn
+
+    srv = start_app(e5_index, tmp_path / "app", model_cache, env={"RAG_AUTH": "editor:s3cret-pass"})
+    try:
+        # a conversation of the anonymous user, from before the login was set: not listed for editor
+        with ChatStore(srv.index_dir) as store:
+            store.append(None, store.create(None, "anonymous question"), Turn("anonymous question", {"text": "x"}))
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(TIMEOUT_MS)
+        pg = context.new_page()
+        pg.goto(srv.url)
+        pg.get_by_label("username").fill("editor")
+        pg.get_by_label("password").fill("s3cret-pass")
+        pg.get_by_role("button", name="Login").click()
+        expect(pg.locator("#rag-index-info")).to_contain_text("article")
+        expect(pg.locator("#rag-chat-list label")).to_have_count(0)
+        ask(pg, "who coordinates the coalition?")
+        expect(pg.locator("#rag-chat-list label")).to_have_count(1)
+        context.close()
+        db = sqlite3.connect(srv.index_dir / "chats.sqlite")
+        rows = db.execute("SELECT user, title FROM chats ORDER BY created").fetchall()
+        db.close()
+        assert rows == [("", "anonymous question"), ("editor", "who coordinates the coalition?")]
+    finally:
+        srv.stop()

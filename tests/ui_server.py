@@ -76,17 +76,19 @@ def app_env(workdir: Path, cache_dir: Path, extra: dict[str, str] | None = None)
 
 def start_app(index_src: Path, workdir: Path, cache_dir: Path, *, args: list[str] | None = None,
               env: dict[str, str] | None = None, timeout: float = 180,
-              command: tuple[str, ...] | None = None) -> AppServer:
+              command: tuple[str, ...] | None = None, copy: bool = True) -> AppServer:
     """Copy the index at ``index_src`` under ``workdir`` and serve it with ``app.py`` (or ``command``,
-    e.g. :data:`RAG_SERVE`); wait until it answers.
+    e.g. :data:`RAG_SERVE`); wait until it answers. With ``copy=False`` the index at ``index_src``
+    itself is served (to restart a server on the folder a stopped one used).
 
     Raises:
         RuntimeError: the app exited or did not answer within ``timeout`` seconds (with its log).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "home").mkdir(exist_ok=True)
-    index_dir = workdir / "index"
-    shutil.copytree(index_src, index_dir, ignore=shutil.ignore_patterns(".lock"))
+    index_dir = workdir / "index" if copy else Path(index_src)
+    if copy:
+        shutil.copytree(index_src, index_dir, ignore=shutil.ignore_patterns(".lock"))
     port = free_port()
     log_path = workdir / "app.log"
     cmd = [*(command or (sys.executable, str(APP))), "--index", str(index_dir), "--host", "127.0.0.1",

@@ -157,6 +157,18 @@ class Backend:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._feed_scheduler = None
+        self._chats = None
+
+    @property
+    def chats(self):
+        """The saved conversations of the web chat (:class:`rag.serve.chats.ChatStore`, in the
+        index folder), opened at first use."""
+        from rag.serve.chats import ChatStore
+
+        with self._lock:
+            if self._chats is None:
+                self._chats = ChatStore(self.index.path)
+            return self._chats
 
     @classmethod
     def open(cls, config: UIConfig) -> "Backend":

@@ -40,6 +40,34 @@ def fmt_duration(seconds: float) -> str:
     return f"{m // 60} h {m % 60:02d} min"
 
 
+_MONTHS = {
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+    "fr": ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."),
+}
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?")
+
+
+def human_date(value: str | None, language: str = "en") -> str:
+    """An ISO date as people write it: ``10 Aug 2025`` (English) or ``10 août 2025``, ``1er mars 2025``
+    (French). Anything that is not an ISO date is returned as it is."""
+    value = value or ""
+    m = _ISO_DAY.fullmatch(value.strip())
+    if not m:
+        return value
+    year, month, day = (int(x) for x in m.groups())
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        return value
+    lang = "fr" if language == "fr" else "en"
+    day_text = "1er" if lang == "fr" and day == 1 else str(day)
+    return f"{day_text} {_MONTHS[lang][month - 1]} {year}"
+
+
+def source_anchor(key: str, n: int | str) -> str:
+    """The id of source card ``n`` of the answer ``key`` (unique in the page, so [n] can link to it:
+    :data:`rag.ui.layout.LINK_MARKERS`)."""
+    return f"rag-src-{key}-{n}"
+
+
 def esc(text: str | None) -> str:
     """Text for an HTML element or attribute: every markup character escaped."""
     return html.escape(text or "", quote=True)
@@ -51,7 +79,8 @@ def render_question(question: str) -> str:
 
 def render_answer(answer: Answer) -> str:
     """The answer bubble: the text with its [n] markers; a refusal carries a visible label; a
-    follow-up that was rewritten says what was searched."""
+    follow-up that was rewritten says what was searched. (The page links each [n] to its card in
+    the browser: the bubble stays text, for the chat's copy button.)"""
     searched = ""
     if answer.standalone_question and answer.standalone_question != answer.question:
         searched = f"<div class='rag-searched'>Searched for: {esc(answer.standalone_question)}</div>"
@@ -65,22 +94,26 @@ def render_error(message: str) -> str:
     return f"<div class='rag-error'><span class='rag-badge'>Error</span> {esc(message)}</div>"
 
 
-def render_sources(answer: Answer, get_article: Callable[[str], Article | None], *, show_timings: bool) -> str:
-    """The sources under an answer: a card per citation (or related passage), notice, timings."""
+def render_sources(answer: Answer, get_article: Callable[[str], Article | None], *, show_timings: bool,
+                   key: str | None = None) -> str:
+    """The sources under an answer: a card per citation (or related passage), notice, timings.
+    With ``key``, citation card n has the id ``source_anchor(key, n)``; dates are written in the
+    answer's language."""
+    lang = answer.language
     parts = []
     if answer.notice:
         parts.append(f"<div class='rag-notice'>⚠ {esc(answer.notice)}</div>")
     if answer.refused and answer.citations:
         # The article says the fact is not known: the sentence that says so.
         parts.append("<div class='rag-label'>What the article says</div>")
-        parts.extend(_citation_card(c, get_article(c.article_id)) for c in answer.citations)
+        parts.extend(_citation_card(c, get_article(c.article_id), lang) for c in answer.citations)
     elif answer.refused:
         if answer.related:
             parts.append("<div class='rag-label'>Closest passages (they do not answer the question)</div>")
-            parts.extend(_related_card(h, get_article(h.article_id)) for h in answer.related)
+            parts.extend(_related_card(h, get_article(h.article_id), lang) for h in answer.related)
     elif answer.citations:
         parts.append("<div class='rag-label'>Sources</div>")
-        parts.extend(_citation_card(c, get_article(c.article_id)) for c in answer.citations)
+        parts.extend(_citation_card(c, get_article(c.article_id), lang, key) for c in answer.citations)
     if show_timings and answer.timings_ms:
         parts.append(render_timings(answer))
     if not parts:
@@ -97,20 +130,21 @@ def render_timings(answer: Answer) -> str:
             f"{esc(answer.answerer)} · confidence {answer.confidence:.2f}</div>")
 
 
-def _citation_card(c: Citation, article: Article | None) -> str:
-    head = _card_head(str(c.n), c.title, c.date, c.source, c.url)
+def _citation_card(c: Citation, article: Article | None, lang: str = "en", key: str | None = None) -> str:
+    head = _card_head(str(c.n), c.title, human_date(c.date, lang), c.source, c.url)
+    card_id = f" id='{source_anchor(key, c.n)}'" if key else ""
     if c.also_published_by:
         head += f"<div class='rag-meta rag-also'>Also published by {esc(published_by(c.also_published_by))}</div>"
     if article is None or article.text[c.start:c.end] != c.quote:
         body = f"<blockquote class='rag-para'><mark>{esc(c.quote)}</mark></blockquote>"
-        return f"<div class='rag-card'>{head}{body}</div>"
+        return f"<div class='rag-card'{card_id}>{head}{body}</div>"
     lo, hi = _paragraph_bounds(article.text, c.start, c.end)
     body = f"<blockquote class='rag-para'>{_marked(article.text, lo, hi, c.start, c.end)}</blockquote>"
-    return f"<div class='rag-card'>{head}{body}{_whole_article(article, c.start, c.end)}</div>"
+    return f"<div class='rag-card'{card_id}>{head}{body}{_whole_article(article, c.start, c.end)}</div>"
 
 
-def _related_card(h: Hit, article: Article | None) -> str:
-    head = _card_head("~", h.title, h.date, h.source, h.url)
+def _related_card(h: Hit, article: Article | None, lang: str = "en") -> str:
+    head = _card_head("~", h.title, human_date(h.date, lang), h.source, h.url)
     body = f"<blockquote class='rag-para'>{esc(_shorten(h.text, RELATED_CHARS_SHOWN))}</blockquote>"
     whole = _whole_article(article, h.start, h.end, mark=False) if article else ""
     return f"<div class='rag-card rag-card-related'>{head}{body}{whole}</div>"
