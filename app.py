@@ -1,7 +1,7 @@
 """Web app over the index: chat with cited answers, a library of articles, and an API.
 
 Run with ``make run`` (builds the index of ``seeds/`` first when needed), or
-``python app.py [--index DIR] [--host 127.0.0.1] [--port 7860] [--llm SPEC] [--concurrency 2]
+``python app.py [--index DIR] [--host 127.0.0.1] [--port 7860] [--llm SPEC] [--llm-timeout 60] [--concurrency 2]
 [--refresh-feeds 30m]``.
 Set ``RAG_AUTH=user:password`` to require a login.
 """
@@ -24,8 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--index", type=Path, default=Path("index"), help="index folder (default: index)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--llm", metavar="SPEC", help="also offer a language model: " + " or ".join(
-        ("openai:BASE_URL#MODEL", "llama-cpp:PATH")))
+    p.add_argument("--llm", metavar="SPEC", help="also offer a language model: " + ", ".join(
+        ("openai:BASE_URL#MODEL", "llama-cpp:PATH", "local (the bundled model, make run-llm)", "local:PATH.gguf")))
+    p.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="longest a model's answer may take; past it the answer stops, with a notice (default 60)")
     p.add_argument("--concurrency", type=int, default=2, help="requests of each kind run at once (default: 2)")
     p.add_argument("--refresh-feeds", metavar="EVERY", help="read the feeds the index follows (rag feeds add URL) "
                                                             "now and then every EVERY, e.g. 30m, 2h")
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         every = parse_duration(args.refresh_feeds) if args.refresh_feeds else None
         config = ui.UIConfig(index_dir=args.index, host=args.host, port=args.port, llm=args.llm,
-                             concurrency=args.concurrency, auth=ui.parse_auth(os.environ.get("RAG_AUTH")))
+                             concurrency=args.concurrency, auth=ui.parse_auth(os.environ.get("RAG_AUTH")),
+                             answer=rag.AnswerConfig(llm_timeout=args.llm_timeout))
         backend = ui.Backend.open(config)
     except rag.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,14 +5,15 @@ Gradio is imported inside the functions that build the app, so importing
 this package, read when the app is launched.
 """
 
+import time
 from importlib import resources
 from pathlib import Path
 
 from rag.errors import RagError
 from rag.types import AddReport, Answer, Article, Citation, Hit
 from rag.ui.backend import MAX_SOURCES, RECENCY, UPLOAD_SUFFIXES, Backend, UIConfig, fmt_bytes
-from rag.ui.render import (add_progress_text, describe_report, esc, render_answer, render_error, render_question,
-                           render_sources, render_status)
+from rag.ui.render import (add_progress_text, describe_report, esc, render_answer, render_error, render_first_token,
+                           render_question, render_sources, render_status)
 
 EXAMPLES = [
     "Who coordinates the coalition?",
@@ -121,13 +122,16 @@ def build_app(backend: Backend):
                                    {"role": "assistant", "content": "…"}]
         yield "", chat, turns
         text, answer = "", None
+        started, first = time.perf_counter(), None
         try:
             for item in stream:
                 if isinstance(item, Answer):
                     answer = item
                 else:
+                    first = time.perf_counter() - started if first is None else first
                     text += item
-                    chat[-1] = {"role": "assistant", "content": esc(text)}
+                    shown = esc(text) + (render_first_token(first) if answerer == "llm" else "")
+                    chat[-1] = {"role": "assistant", "content": shown}
                     yield "", chat, turns
         except RagError as exc:
             chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
