@@ -1,9 +1,10 @@
 """Citation verification: every sentence of a generated answer must be backed by its source.
 
-A sentence passes when it carries at least one citation, every citation it carries
-names a source that exists, one of its cited sources holds a sentence close to it in
-embedding space (at or above the threshold, set from gold data), and the numbers
-(and, in the source's language, the names) it states appear in the cited text.
+A sentence passes when every citation it carries names a source that exists (one that
+carries none is checked against the source most like it, and cites it if it passes),
+one of its cited sources holds a sentence close to it in embedding space (at or above
+the threshold, set from gold data), and the numbers and names it states appear in the
+cited text.
 
 A sentence in another language than its source (an English answer over a French
 article) is held to the cross-lingual threshold, and a kept one is labelled as a
@@ -151,8 +152,15 @@ class CitationVerifier:
         def fail(reason: str, sim: float = 0.0) -> tuple[SentenceCheck, list[Quote]]:
             return SentenceCheck(claim, tuple(marks), False, sim, reason), []
 
+        found = ""
         if not marks:
-            return fail("no citation")
+            # Small models often forget the marker: the sentence is held to the same test
+            # against the source most like it, and cites that one if it passes.
+            found = " (no marker: the verifier found the source)"
+            quotes = [q for m in range(1, len(sources) + 1) if (q := self.best_quote(claim, m, sources[m - 1], vec))]
+            if not quotes:
+                return fail("no citation")
+            marks = [max(quotes, key=lambda q: q.similarity).source]
         bad = [m for m in marks if not 1 <= m <= len(sources)]
         if bad:
             return fail(f"cites [{bad[0]}], which is not one of the {len(sources)} sources")
@@ -165,11 +173,11 @@ class CitationVerifier:
         same_lang = claim_lang == cited_lang
         threshold = self.threshold if same_lang else self.threshold_cross
         if best.similarity < threshold:
-            return fail(f"not supported by the cited text (similarity {best.similarity:.2f} < {threshold:.2f})",
-                        best.similarity)
+            return fail(f"not supported by the cited text (similarity {best.similarity:.2f} < {threshold:.2f})"
+                        + found, best.similarity)
         missing = self.facts_missing(claim, cited, same_lang, claim_lang=claim_lang, cited_lang=cited_lang)
         if missing:
-            return fail(f"states {', '.join(missing[:3])}, not found in the cited text", best.similarity)
+            return fail(f"states {', '.join(missing[:3])}, not found in the cited text" + found, best.similarity)
         good = [q for q in quotes if q.similarity >= threshold] or [best]
-        return SentenceCheck(claim, tuple(marks), True, best.similarity, "supported",
+        return SentenceCheck(claim, tuple(marks), True, best.similarity, "supported" + found,
                              None if same_lang else cited_lang), good

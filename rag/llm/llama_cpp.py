@@ -191,6 +191,8 @@ class PackagedLlamaLLM(LlamaCppLLM):
         super().__init__(self.cache_dir / "llm" / self.model.filename, n_ctx=n_ctx, n_threads=n_threads,
                          timeout=timeout)
         self.name = f"local:{self.model.name}"
+        #: read by :class:`rag.answering.GenerativeAnswerer` (see ``PartedModel.not_found_rule``)
+        self.not_found_rule = self.model.not_found_rule
 
     def _check_path(self) -> None:
         pass  # joined on first load

