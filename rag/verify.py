@@ -100,7 +100,10 @@ class CitationVerifier:
         missing = sorted(numbers(claim) - numbers(cited))
         cited_words = set(fold(cited).replace("-", " ").split()) | set(re.findall(r"\w+", fold(cited)))
         if same_language:
-            missing += sorted(n for n in names(claim) if n not in cited_words and n.replace("-", " ") not in fold(cited))
+            folded = fold(cited)
+            # "royaume-uni" is a name as written, and the cited words split it
+            missing += sorted(n for n in names(claim) if n not in cited_words and n not in folded
+                              and n.replace("-", " ") not in folded)
         elif claim_lang == "en" and cited_lang == "fr":
             from rag.bilingual import name_supported
 

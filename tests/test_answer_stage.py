@@ -162,3 +162,16 @@ def test_a_source_passage_never_carries_instructions_to_the_model():
 
     user = GenerativeAnswerer(Model()).messages("Qui ?", [hit], "fr")[1].content
     assert "HACKED" not in user and "[text addressed to an AI model removed]" in user and "30 pays" in user
+
+
+def test_a_hyphenated_name_of_the_source_is_found(hash_config):
+    # "Royaume-Uni" is one name: it was looked for as "royaume uni" and missed
+    sentence = "La coalition est placée sous la coordination conjointe de la France et du Royaume-Uni."
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add([rag.Article(id="c", title="Coalition", text="La coalition compte 30 pays.\n" + sentence)])
+    with FakeChatServer(citing(sentence)) as server:
+        llm = OpenAICompatibleLLM(server.base_url, "fake-model", api_key_env=None, timeout=5)
+        answer = Assistant(rag.Retriever(index), llm, AnswerConfig(**NO_REFUSAL)).ask("Qui coordonne la coalition ?")
+    index.close()
+    assert [s.supported for s in answer.sentences] == [True], answer.sentences
+    assert "Royaume-Uni" in answer.text and answer.answerer.startswith("llm:")
