@@ -43,7 +43,7 @@ def ask(capsys, index, question: str) -> dict:
 
 def test_rag_ask_llm_local_answers_in_english_citing_the_french_sentence(local_model, e5_index, capsys):
     answer = ask(capsys, e5_index, "who coordinates the coalition?")
-    assert answer["answerer"] == "llm:local:qwen2.5-coder-0.5b", answer["notice"]
+    assert answer["answerer"] == "llm:local:qwen2.5-coder-1.5b", answer["notice"]
     assert not answer["refused"] and detect_language(answer["text"]) == "en", answer["text"]
     kept = [s for s in answer["sentences"] if s["supported"]]
     assert kept and all(s["translated_from"] == "fr" for s in kept)

