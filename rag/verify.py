@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.analysis import detect_language, fold, names, numbers
+from rag.analysis import detect_language, fold, names, numbers, words
 from rag.chunking import chunk_sentences, split_sentences
 from rag.evidence import SentenceVectors, looks_like_instructions
 from rag.types import Citation, Hit, SentenceCheck
@@ -155,6 +155,11 @@ class CitationVerifier:
         def fail(reason: str, sim: float = 0.0) -> tuple[SentenceCheck, list[Quote]]:
             return SentenceCheck(claim, tuple(marks), False, sim, reason), []
 
+        named = names(claim)
+        if sum(fold(w) not in named for w in words(claim)) < 3:
+            # "Keir Starmer Donald Trump Vladimir Poutine" is like its source and holds its names,
+            # and says nothing: a small model writes such lists
+            return fail("not a sentence (hardly a word besides names)")
         found = ""
         if not marks:
             # Small models often forget the marker: the sentence is held to the same test

@@ -175,3 +175,8 @@ def test_a_hyphenated_name_of_the_source_is_found(hash_config):
     index.close()
     assert [s.supported for s in answer.sentences] == [True], answer.sentences
     assert "Royaume-Uni" in answer.text and answer.answerer.startswith("llm:")
+
+
+def test_a_list_of_names_is_not_a_sentence(retriever):
+    answer = ask_llm(retriever, "CGT SNCF TGV Brest [1].")
+    assert answer.answerer == "extractive" and answer.sentences[0].reason.startswith("not a sentence")
