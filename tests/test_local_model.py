@@ -279,3 +279,23 @@ def test_without_llama_cpp_the_error_says_how_to_build_it(monkeypatch, tmp_path)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import fails
     with pytest.raises(LLMError, match=r"make run-llm.*-DGGML_NATIVE=OFF"):
         PackagedLlamaLLM(cache_dir=tmp_path).warm_up()
+
+
+def test_a_local_model_slower_than_the_limit_keeps_what_it_verified(fake_llama_cpp, monkeypatch, hash_config):
+    from rag.chat import Assistant
+    from rag.config import AnswerConfig
+
+    first = "La coalition est coordonnée par la France et le Royaume-Uni."
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add([rag.Article(id="c", title="Coalition", text=first + "\nElle compte plus de trente pays européens.")])
+    # a first sentence copied from the source and cited, then the model slows down
+    words = [first[:-1] + " [1].", " Elle", " a", " été", " créée", " en", " 2019", " [1]."]
+    monkeypatch.setattr(SlowLlama, "words", words)
+    monkeypatch.setattr(SlowLlama, "delay", 0.15)
+    llm = LlamaCppLLM(fake_llama_cpp, timeout=0.5)
+    no_refusal = AnswerConfig(refusal_threshold=-1, refusal_threshold_cross=-1, llm_timeout=0.5)
+    answer = Assistant(rag.Retriever(index), llm, no_refusal).ask("Qui coordonne la coalition ?")
+    index.close()
+    assert answer.answerer.startswith("llm:") and "Royaume-Uni" in answer.text and "2019" not in answer.text
+    assert "slower than the limit set (0.5 s" in answer.notice and "its answer stops there" in answer.notice
+    assert answer.timings_ms["first_token"] > 0 and 1 <= answer.generated_tokens < len(words)
