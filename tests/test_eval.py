@@ -329,7 +329,7 @@ def test_answers_with_a_language_model(tmp_path, gold_files, model_cache):
     assert a["answerer"].startswith("llm:openai:") and run.options["llm"].startswith("openai:")
     assert a["refusal_recall"] == 1.0 and a["answerable_refused"] == 1.0
     g = a["generation"]
-    # 3 of the 4: one is refused before the model is asked (a strict focus no sentence holds, rag/focus.py)
+    # 3 of the 4 reach the model (since the focus rules, one is refused before it is asked)
     assert asked == g["model_asked"] == g["not_in_sources"] == 3 and g["generated_answers"] == 0
     assert g["sentences"] == 0 and g["first_token_ms"]["n"] == g["model_asked"] and g["first_token_ms"]["p50"] > 0
     assert f"NOT_IN_SOURCES {g['not_in_sources']}" in "\n".join(answer_details(a))

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 INSTALL_HINT = ("a local model needs llama-cpp-python: make run-llm, or "
                 f"CMAKE_ARGS=\"{CMAKE_ARGS}\" pip install -e '.[local-llm]' "
-                "(compiles llama.cpp, about 10 minutes on 2 cores)")
+                "(compiles llama.cpp: about 8 minutes on 2 idle cores)")
 _GGUF_MAGIC = b"GGUF"
 
 
