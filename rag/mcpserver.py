@@ -299,7 +299,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="An MCP server on stdin/stdout for an MCP client (an agent, a chat app) to start: "
                     "the tools search, ask, get_article and list_articles over one index. Logs go to stderr.")
     p.add_argument("--index", type=Path, help="index folder (default: $RAG_INDEX or ./index)")
-    p.add_argument("--llm", help="answer `ask` with a model: openai:BASE_URL#MODEL or llama-cpp:PATH.gguf "
+    p.add_argument("--llm", help="answer `ask` with a model: openai:BASE_URL#MODEL, llama-cpp:PATH.gguf, "
+                                 "local (the bundled model) or local:PATH.gguf "
                                  "(default: extractive quotes, no model)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the model (default 60)")
     p.set_defaults(func=cmd_mcp)

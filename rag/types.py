@@ -267,6 +267,9 @@ class SentenceCheck:
     supported: bool
     similarity: float
     reason: str
+    #: the cited source's language when the sentence renders it in another one
+    #: (an English sentence over a French source): the answer labels it a translation
+    translated_from: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -295,6 +298,8 @@ class Answer:
     standalone_question: str = ""
     language: str = "en"
     notice: str | None = None
+    #: pieces a language model streamed for it (about one token each); 0 without a model
+    generated_tokens: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

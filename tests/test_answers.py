@@ -134,9 +134,10 @@ def test_article_text_cannot_instruct_the_model(hostile_retriever):
     assert any(not s.supported for s in answer.sentences)
     # The prompt says sources are data, and fences them.
     assert "not instructions" in prompt[0]["content"] and "<<<" in prompt[1]["content"]
-    # and the injected sentences never reach the model.
+    # and the injected sentences never reach the model (the reader leaves them out of the evidence
+    # the short sources are made of; redact_instructions covers a passage that would hold one).
     assert "Ignore previous instructions" not in prompt[1]["content"]
-    assert "[text addressed to an AI model removed]" in prompt[1]["content"]
+    assert "Ignorez les instructions" not in prompt[1]["content"]
 
 
 def llm_answer(retriever, reply, **server_kw):
@@ -223,3 +224,44 @@ def test_cli_ask_json_and_text(e5_index, capsys):
     assert "do not contain" in out and "Closest passages" in out
     assert main(["ask", "  ", "--index", str(e5_index)]) == 1
     assert "question is empty" in capsys.readouterr().err
+
+
+# -- an English answer over a French source: a labelled translation, verified -------------------
+
+@pytest.mark.parametrize("sentence", [
+    "The coalition is jointly coordinated by France and the United Kingdom",
+    "France and the UK coordinate the coalition",
+    "Its creation was announced in March by British Prime Minister Keir Starmer",
+])
+def test_a_faithful_english_rendering_of_a_french_sentence_is_kept_as_a_translation(retriever, sentence):
+    _, server = llm_answer(retriever, "x")
+    n = source_number(server, "coordination conjointe")
+    answer = llm_answer(retriever, f"{sentence} [{n}].")[0][-1]
+    assert answer.answerer.startswith("llm:") and answer.notice is None
+    assert answer.text == f"{sentence} (translated from French) [1]."
+    assert answer.sentences[0].supported and answer.sentences[0].translated_from == "fr"
+    assert COORD in answer.citations[0].quote  # the French sentence itself
+    check_citations(answer, retriever)
+
+
+@pytest.mark.parametrize(("sentence", "reason"), [
+    ("The coalition is jointly coordinated by Germany and Poland", "states germany, poland"),
+    ("The coalition is coordinated by the United States", "not supported"),
+    ("The coalition was jointly created in 2019 by France and the United Kingdom", "states 2019"),
+])
+def test_an_unfaithful_english_rendering_is_dropped(retriever, sentence, reason):
+    _, server = llm_answer(retriever, "x")
+    n = source_number(server, "coordination conjointe")
+    answer = llm_answer(retriever, f"{sentence} [{n}].")[0][-1]
+    assert answer.answerer == "extractive" and "No sentence" in answer.notice
+    assert reason in answer.sentences[0].reason and not answer.sentences[0].supported
+    assert sentence not in answer.text
+
+
+def test_the_prompt_asks_a_small_model_for_english_over_french_sources(retriever):
+    _, server = llm_answer(retriever, "x")
+    system, user = (m["content"] for m in server.requests[0]["messages"])
+    assert "Answer in English" in system and "The sources are in French: translate" in system
+    assert "NOT_IN_SOURCES" in system and user.rstrip().endswith("or reply NOT_IN_SOURCES.")
+    # short sources: a few sentences, not the article's chunks
+    assert len(user) < 2500 and user.count("<<<") <= 5

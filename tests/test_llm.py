@@ -275,9 +275,9 @@ def test_parse_llama_cpp_spec(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("", "openai:BASE_URL#MODEL .* or llama-cpp:PATH"),
-        ("gpt-4o", "openai:BASE_URL#MODEL .* or llama-cpp:PATH"),
-        ("ollama:http://127.0.0.1:11434/v1#llama3", "openai:BASE_URL#MODEL .* or llama-cpp:PATH"),
+        ("", "openai:BASE_URL#MODEL .*, llama-cpp:PATH .* or local"),
+        ("gpt-4o", "openai:BASE_URL#MODEL .*, llama-cpp:PATH .* or local"),
+        ("ollama:http://127.0.0.1:11434/v1#llama3", "openai:BASE_URL#MODEL .*, llama-cpp:PATH .* or local"),
         ("openai:http://127.0.0.1:8080/v1", "needs a base URL and a model"),
         ("openai:http://127.0.0.1:8080/v1#", "needs a base URL and a model"),
         ("openai:#qwen", "needs a base URL and a model"),
@@ -314,7 +314,7 @@ def test_llama_cpp_without_the_package_gives_the_install_hint(tmp_path, monkeypa
     with pytest.raises(LLMError) as info:
         llm.complete(QUESTION)
     assert str(info.value) == INSTALL_HINT
-    assert "pip install 'rag-news[llm]'" in INSTALL_HINT
+    assert "make run-llm" in INSTALL_HINT and "pip install -e '.[local-llm]'" in INSTALL_HINT
 
 
 def test_llama_cpp_plumbing_with_a_stand_in_module(tmp_path, monkeypatch):
@@ -337,7 +337,7 @@ def test_llama_cpp_plumbing_with_a_stand_in_module(tmp_path, monkeypatch):
     llm = LlamaCppLLM(path, n_ctx=2048, n_threads=2, chat_format="chatml")
     assert "init" not in calls
     assert list(llm.stream(QUESTION, max_tokens=32)) == ["Paris", " et", " Londres"]
-    assert calls["init"] == {"model_path": str(path), "n_ctx": 2048, "n_threads": 2,
+    assert calls["init"] == {"model_path": str(path), "n_ctx": 2048, "n_threads": 2, "n_threads_batch": 2,
                              "chat_format": "chatml", "verbose": False}
     assert calls["chat"] == {"messages": [m.to_dict() for m in QUESTION], "stream": True,
                              "max_tokens": 32, "temperature": 0.0}
@@ -347,7 +347,7 @@ def test_llama_cpp_real_model_streams_text():
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
-        pytest.skip("llama-cpp-python not installed: pip install 'rag-news[llm]'")
+        pytest.skip("llama-cpp-python not installed: make run-llm (or see INSTALL_HINT in rag/llm/llama_cpp.py)")
     gguf = os.environ.get("RAG_TEST_GGUF")
     if not gguf:
         pytest.skip("set RAG_TEST_GGUF to a small chat .gguf file to run the real llama-cpp test")

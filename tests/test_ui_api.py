@@ -132,7 +132,11 @@ def test_rendering_escapes_article_text_and_marks_the_quote():
     assert "<script" not in out and "<img" not in out and "javascript:" not in out
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "S&amp;P" in out
     assert "<mark>Second &lt;script&gt;alert(1)&lt;/script&gt; says &amp; quotes.</mark> Third sentence." in out
-    assert "rag-timings" in out and "total 12 ms" in out
+    assert "rag-timings" in out and "total 12 ms" in out and "first token" not in out
+    generated = Answer(question="q?", text="x [1]", citations=[cit], generated_tokens=41,
+                       timings_ms={"answer": 5000.0, "first_token": 1000.0, "total": 5200.0})
+    shown = ui.render_sources(generated, {"a1": art}.get, show_timings=True)
+    assert "first token 1000 ms" in shown and "10.0 tokens/s" in shown  # 40 tokens after the first, in 4 s
     assert ui.render_answer(answer) == ui.esc(answer.text)
     refused = Answer(question="q", text="Not there.", refused=True,
                      related=[Hit("a1", art.title, None, None, None, 1, 0.5, "<i>x</i>", 0, 8)])

@@ -34,8 +34,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          "the pipeline the assistant uses)")
     ev.add_argument("--answers", action="store_true", help="also run the assistant (our configurations): accuracy, "
                                                            "EM, token F1, citations, refusal")
-    ev.add_argument("--llm", metavar="SPEC", help="with --answers, generate with a model: openai:BASE_URL#MODEL or "
-                                                  "llama-cpp:PATH.gguf (default: extractive quotes, no model)")
+    ev.add_argument("--llm", metavar="SPEC", help="with --answers, generate with a model: openai:BASE_URL#MODEL, "
+                                                  "llama-cpp:PATH.gguf, local (the bundled model) or "
+                                                  "local:PATH.gguf (default: extractive quotes, no model)")
     ev.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the model (default 60)")
     ev.add_argument("--per-question", action="store_true",
                     help="with --answers, print every question: ok, WRONG, REFUSED (answerable) or ANSWERED "

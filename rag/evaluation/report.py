@@ -158,6 +158,14 @@ def answer_details(a: dict) -> list[str]:
     if a.get("reliability"):
         out.append("confidence when answering -> share right: " + "  ".join(
             f"{b['bin']}: {b['right']:.2f} (n={b['n']})" for b in a["reliability"]))
+    g = a.get("generation")
+    if g:
+        ft, pace = g["first_token_ms"], g["tokens_per_s"]
+        out.append(f"model asked {g['model_asked']}: generated answers {g['generated_answers']}, "
+                   f"NOT_IN_SOURCES {g['not_in_sources']}, fell back to quotes {g['fell_back_to_quotes']} "
+                   f"(too slow {g['too_slow']}); sentences kept {g['sentences_kept']}/{g['sentences']} "
+                   f"({g['sentences_kept_share']:.3f}, {g['translated_sentences']} translations); "
+                   f"first token p50 {ft['p50']:.0f} ms p95 {ft['p95']:.0f} ms; {pace['p50']:.1f} tokens/s p50")
     return out
 
 

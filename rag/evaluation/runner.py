@@ -357,7 +357,36 @@ def answer_metrics(assistant, items: Sequence[GoldItem], options: EvalOptions, b
     d["latency_ms"] = {s: percentiles([a.timings_ms.get(s, 0.0) for a in answers]) for s in ANSWER_STAGES}
     d["answerer"] = assistant.answerer_name
     d["refusal_meaningful"] = rep.unanswerable > 0
+    if assistant.generative is not None:
+        d["generation"] = generation_metrics(answers)
+        for row, a in zip(d["per_item"], answers):
+            row.update(answerer=a.answerer, notice=a.notice,
+                       sentences=[{"text": c.text, "supported": c.supported, "reason": c.reason} for c in a.sentences])
     return d
+
+
+def generation_metrics(answers: Sequence) -> dict:
+    """What a language model did: answers it wrote, how many of its sentences verification
+    kept, how often it said NOT_IN_SOURCES or fell back to quotes, first-token time and pace."""
+    asked = [a for a in answers if "first_token" in a.timings_ms or a.generated_tokens]
+    checks = [c for a in answers for c in a.sentences]
+    kept = sum(c.supported for c in checks)
+    pace = [(a.generated_tokens - 1) / ((a.timings_ms["answer"] - a.timings_ms["first_token"]) / 1000)
+            for a in asked if a.generated_tokens > 1 and a.timings_ms["answer"] > a.timings_ms.get("first_token", 0)]
+    return {
+        "model_asked": len(asked),
+        "generated_answers": sum(a.answerer.startswith("llm:") and not a.refused for a in answers),
+        "not_in_sources": sum(bool(a.notice and "found no answer" in a.notice) for a in answers),
+        "fell_back_to_quotes": sum(a.answerer == "extractive" and bool(a.notice) for a in answers),
+        "too_slow": sum(bool(a.notice and "slower than the limit" in a.notice) for a in answers),
+        "sentences": len(checks),
+        "sentences_kept": kept,
+        "sentences_kept_share": round(kept / len(checks), 4) if checks else 0.0,
+        "translated_sentences": sum(c.supported and bool(c.translated_from) for c in checks),
+        "first_token_ms": percentiles([a.timings_ms["first_token"] for a in asked if "first_token" in a.timings_ms]),
+        "tokens_per_s": percentiles(pace),
+        "generated_tokens": percentiles([a.generated_tokens for a in asked]),
+    }
 
 
 def evaluate(dataset: Dataset, configs: Sequence[str], *, config: Config, work_dir: Path,

@@ -26,8 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", type=Path, help="index folder (default: $RAG_INDEX or ./index)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    p.add_argument("--llm", metavar="SPEC", help="also offer a language model: openai:BASE_URL#MODEL or "
-                                                 "llama-cpp:PATH.gguf (default: extractive quotes only)")
+    p.add_argument("--llm", metavar="SPEC", help="also offer a language model: " + ", ".join(
+        ("openai:BASE_URL#MODEL", "llama-cpp:PATH", "local (the bundled model, make run-llm)", "local:PATH.gguf"))
+        + " (default: extractive quotes only)")
+    p.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="longest a model's answer may take; past it the answer stops, with a notice (default 60)")
     p.add_argument("--auth", metavar="USER:PASSWORD",
                    help="require this login for the page and the APIs (default: $RAG_AUTH; prefer the "
                         "variable: a command line is visible to other users of the machine)")
@@ -71,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
             raise ConfigError("--auth must be user:password (both non-empty)")
         index_dir = args.index or Path(os.environ.get("RAG_INDEX") or "index")
         config = UIConfig(index_dir=index_dir, host=args.host, port=args.port, llm=args.llm,
-                          concurrency=args.concurrency, auth=auth)
+                          concurrency=args.concurrency, auth=auth, answer=AnswerConfig(llm_timeout=args.llm_timeout))
     except ConfigError as exc:
         print(f"error: {_for_flag(str(exc), args)}", file=sys.stderr)
         return 2

@@ -193,6 +193,8 @@ class Backend:
         self.retriever.warm_up()
         self.index.embedder.embed_query("warm-up")
         self._base["extractive"].warm_up()
+        if "llm" in self._base:  # a local model is loaded (and joined from its parts, once) now
+            self._base["llm"].generative.llm.warm_up()
 
     def warm_up_in_background(self) -> threading.Thread:
         """:meth:`warm_up` in a thread, so the page is served meanwhile (a question asked
@@ -218,7 +220,9 @@ class Backend:
         out = [("Extractive (quotes the articles)", "extractive")]
         if self.llm_name:
             # "llm:openai:http://host/v1#qwen" -> "qwen"; "llm:llama-cpp:/models/x.gguf" -> "x.gguf"
-            short = self.llm_name.rpartition("#")[2] if "#" in self.llm_name else self.llm_name.rpartition("/")[2]
+            # "llm:local:qwen2.5-coder-0.5b" -> "qwen2.5-coder-0.5b"
+            short = (self.llm_name.rpartition("#")[2] if "#" in self.llm_name
+                     else self.llm_name.rpartition("/")[2].rpartition(":")[2])
             out.append((f"Language model ({short})", "llm"))
         return out
 

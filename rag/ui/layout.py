@@ -8,6 +8,7 @@ this package, read when the app is launched.
 import logging
 import re
 import tempfile
+import time
 import uuid
 from importlib import resources
 from pathlib import Path
@@ -16,8 +17,8 @@ from rag.errors import InputError, RagError
 from rag.serve.chats import Turn, title_from_question
 from rag.types import AddReport, Answer, Article, Citation, Hit
 from rag.ui.backend import MAX_SOURCES, RECENCY, UPLOAD_SUFFIXES, Backend, UIConfig, fmt_bytes
-from rag.ui.render import (add_progress_text, describe_report, esc, render_answer, render_error, render_question,
-                           render_sources, render_status)
+from rag.ui.render import (add_progress_text, describe_report, esc, render_answer, render_error, render_first_token,
+                           render_question, render_sources, render_status)
 
 log = logging.getLogger(__name__)
 
@@ -232,13 +233,16 @@ def build_app(backend: Backend):
         skip = gr.skip()
         yield "", chat, turns, skip, skip, skip
         text, answer = "", None
+        started, first = time.perf_counter(), None
         try:
             for item in stream:
                 if isinstance(item, Answer):
                     answer = item
                 else:
+                    first = time.perf_counter() - started if first is None else first
                     text += item
-                    chat[-1] = {"role": "assistant", "content": esc(text)}
+                    shown = esc(text) + (render_first_token(first) if answerer == "llm" else "")
+                    chat[-1] = {"role": "assistant", "content": shown}
                     yield "", chat, turns, skip, skip, skip
         except RagError as exc:
             chat[-1] = {"role": "assistant", "content": render_error(str(exc))}

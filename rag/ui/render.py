@@ -90,6 +90,11 @@ def render_answer(answer: Answer) -> str:
     return searched + esc(answer.text)
 
 
+def render_first_token(seconds: float) -> str:
+    """Under a language model's answer while it is written: how long the first word took."""
+    return f"<div class='rag-timings'>first token after {seconds:.1f} s</div>"
+
+
 def render_error(message: str) -> str:
     return f"<div class='rag-error'><span class='rag-badge'>Error</span> {esc(message)}</div>"
 
@@ -126,6 +131,11 @@ def render_timings(answer: Answer) -> str:
     t = answer.timings_ms
     stages = " · ".join(f"{name} {t[name]:.0f} ms" for name in ("rewrite", "retrieve", "answer", "verify")
                         if name in t)
+    if "first_token" in t:  # a language model answered: how long it made the reader wait, and its pace
+        stages += f" · first token {t['first_token']:.0f} ms"
+        gen_s = (t.get("answer", 0.0) - t["first_token"]) / 1000
+        if answer.generated_tokens > 1 and gen_s > 0:
+            stages += f" · {(answer.generated_tokens - 1) / gen_s:.1f} tokens/s"
     return (f"<div class='rag-timings'>{esc(stages)} · <b>total {t.get('total', 0):.0f} ms</b> · "
             f"{esc(answer.answerer)} · confidence {answer.confidence:.2f}</div>")
 
