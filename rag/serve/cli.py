@@ -65,6 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from rag.feeds.schedule import parse_duration
     from rag.serve.server import serve
+    from rag.config import AnswerConfig
     from rag.ui.backend import Backend, UIConfig, parse_auth
 
     try:
