@@ -10,14 +10,13 @@ unchanged) or the new one, never a feed marked read whose entries were lost.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rag.errors import FeedError, IndexCorruptError, IndexMismatchError, RagError
+from rag.errors import FeedError, RagError
+from rag.sidedb import immediate, open_side_db
 
 FEEDS_DB = "feeds.sqlite"
 FORMAT = "rag-feeds"
@@ -98,32 +97,8 @@ class FeedStore:
 
     def __init__(self, index_dir: str | Path):
         self.path = Path(index_dir) / FEEDS_DB
-        try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._lock = threading.RLock()
-            has_meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() if has_meta else None
-            if row is None:  # a new file: made in one transaction (a reader never sees half of it)
-                with self._tx() as db:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?), ('format_version', ?)",
-                               (FORMAT, str(FORMAT_VERSION)))
-            elif row[0] != FORMAT:
-                raise IndexCorruptError(f"{self.path} is not a feed list (format {row[0]!r})")
-            else:
-                version = self._db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
-                if version is None or not version[0].isdigit() or int(version[0]) > FORMAT_VERSION:
-                    raise IndexMismatchError(f"{self.path} was written by a newer version of rag "
-                                             f"(feed list format {version and version[0]!r}); upgrade rag to use it")
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise IndexCorruptError(f"cannot read {self.path}: {exc}") from exc
-        except RagError:
-            self._db.close()
-            raise
+        self._lock = threading.RLock()
+        self._db = open_side_db(self.path, _SCHEMA, FORMAT, FORMAT_VERSION, "feed list", self._lock)
 
     @classmethod
     def exists(cls, index_dir: str | Path) -> bool:
@@ -138,17 +113,9 @@ class FeedStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self):
         """One write transaction (taken at once, so two writers never deadlock on an upgrade)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return immediate(self._db, self._lock)
 
     # -- feeds -------------------------------------------------------------
     def add(self, url: str, title: str | None, now: str) -> bool:

@@ -20,13 +20,13 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rag.errors import IndexCorruptError, IndexMismatchError, InputError, RagError
+from rag.errors import InputError, RagError
+from rag.sidedb import immediate, open_side_db
 
 CHATS_DB = "chats.sqlite"
 FORMAT = "rag-chats"
@@ -147,34 +147,7 @@ class ChatStore:
         self.path = Path(index_dir) / CHATS_DB
         self._clock = clock or _now
         self._lock = threading.RLock()
-        try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise RagError(f"cannot open {self.path}: {exc}") from exc
-        try:
-            self._db.execute("PRAGMA foreign_keys = ON")
-            has_meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() if has_meta else None
-            if row is None:  # a new file: made in one transaction (a reader never sees half of it)
-                with self._tx() as db:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?), ('format_version', ?)",
-                               (FORMAT, str(FORMAT_VERSION)))
-            elif row[0] != FORMAT:
-                raise IndexCorruptError(f"{self.path} is not a conversation store (format {row[0]!r})")
-            else:
-                version = self._db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
-                if version is None or not version[0].isdigit() or int(version[0]) > FORMAT_VERSION:
-                    raise IndexMismatchError(f"{self.path} was written by a newer version of rag (conversation "
-                                             f"store format {version and version[0]!r}); upgrade rag to use it")
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise IndexCorruptError(f"cannot read {self.path}: {exc}") from exc
-        except RagError:
-            self._db.close()
-            raise
+        self._db = open_side_db(self.path, _SCHEMA, FORMAT, FORMAT_VERSION, "conversation store", self._lock)
 
     def close(self) -> None:
         self._db.close()
@@ -185,16 +158,8 @@ class ChatStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _tx(self):
+        return immediate(self._db, self._lock)
 
     @staticmethod
     def _user(user: str | None) -> str:
