@@ -147,9 +147,11 @@ class CrossEncoder:
 
         with torch.no_grad():
             h = self.base.embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
-            mask, _ = self.base._create_attention_masks(attention_mask=batch["attention_mask"],
-                                                        encoder_attention_mask=None, embedding_output=h,
-                                                        encoder_hidden_states=None, cache=None)
+            masks = dict(attention_mask=batch["attention_mask"], encoder_attention_mask=None, embedding_output=h,
+                         encoder_hidden_states=None, cache=None)
+            if "position_ids" in _parameters(self.base._create_attention_masks):  # transformers >= 5.25
+                masks["position_ids"] = None
+            mask, _ = self.base._create_attention_masks(**masks)
             for layer in self.base.encoder.layer[: self.base_layers]:
                 h = layer(h, mask)
         return h, mask
@@ -259,3 +261,10 @@ def export_cross_onnx(st_dir: Path, weights: Path, out: Path, model) -> Path:
         Path(tmp).unlink(missing_ok=True)
     log.info("reader cross-encoder exported to %s (logits within %.5f of torch)", out, float(np.abs(got - want).max()))
     return out
+
+
+def _parameters(fn) -> frozenset:
+    """The parameter names of ``fn`` (transformers' private mask helper gained one in 5.25)."""
+    import inspect
+
+    return frozenset(inspect.signature(fn).parameters)
