@@ -17,6 +17,7 @@ share     quel pourcentage, quelle part, what percentage         "43 %", "pour c
 clock     à quelle heure, at what time                           "vers 2h30", "22 heures", "dans la soirée"
 unit      combien de tonnes, how many households                 a number of that unit ("50 000 foyers")
           combien de personnes ont été interpellées              a number with that participle
+since     depuis quand, since when, how long has                 "depuis 1954", "since 2008", "depuis dix ans"
 named     sur quelle île, quel article, in which commune         the noun and a name or number after it
                                                                  ("l'île d'Innarsuit", "l'article 6")
 ========  =====================================================  =================================
@@ -25,7 +26,8 @@ The first four are *strict*: a sentence lacking them does not answer, and refusa
 ``unit`` is strict for units of measure ("combien de tonnes", "how many kilometres": a
 quantity is always written with its unit) and otherwise only chooses between candidates:
 "combien d'habitants" is also answered by "une population de 300 000 personnes"; so is
-``named``, for the few nouns news writes before a place's or a text's own name. Units
+``named``, for the few nouns news writes before a place's or a text's own name, and
+``since``, for a start is written in more ways than "depuis" and a date. Units
 are compared by their first five folded letters within the question's language; an English
 unit over French text goes through the short table of news count nouns below, and is not
 checked when it is not there. A day ("à quelle date") is no focus: on PIAF half the
@@ -201,7 +203,7 @@ class Focus:
             return _holds_unit(s, self.units, self.reach)
         if self.kind == "named":
             return _holds_named(sentence, self.units, question)
-        pattern = {"age": _AGE_S, "money": _MONEY_S, "share": _SHARE_S, "clock": _CLOCK_S}[self.kind]
+        pattern = {"age": _AGE_S, "money": _MONEY_S, "share": _SHARE_S, "clock": _CLOCK_S, "since": _SINCE_S}[self.kind]
         if self.kind != "age":
             return bool(pattern.search(s))
         q_numbers = set(re.findall(r"\d+", fold(question)))
@@ -227,7 +229,17 @@ _EN_FR_NAMED = {
 _NAMED_STEMS = frozenset("ile commune article prison hopital cimetiere aeroport gare lac station rue avenue boulevard "
                          "ecole college lycee tribunal loi".split())
 
+# "Depuis quand l'usine est-elle en activité ?", "since when", "how long has it been": a
+# starting point or a duration ("en activité depuis 1954", "since 2008", "depuis dix ans").
+_SINCE_Q = re.compile(r"\b(?:depuis quand|depuis quelle (?:annee|date|epoque)|depuis combien (?:de temps|d'annees)|"
+                      r"since when|since what (?:year|date|time)|how long (?:has|have|had)|desde cuando|seit wann)\b")
+_SINCE_S = re.compile(rf"\b(?:depuis|since|desde|seit)\b[^.;]{{0,30}}?(?:\b\d{{2,4}}\b|\b(?:{_NUM_WORDS})\b|\bans\b|"
+                      r"\bannees\b|\bmois\b|\byears\b|\bmonths\b|\bdecennies?\b|\bdecades?\b|\bsiecles?\b|"
+                      r"\bcenturies\b|\banos\b|\bjahren\b)|\bfor (?:\w+ )?(?:years|months|decades)\b|"
+                      rf"\b(?:fonde|cree|ouvert|construit|inaugure|founded|opened|built)e?s?\s+en\s+\d{{4}}")
+
 _FOCUSES = (
+    (_SINCE_Q, Focus("since", "since when", False)),
     (_AGE_Q, Focus("age", "an age", True)),
     (_CLOCK_Q, Focus("clock", "a time of day", True)),
     (_SHARE_Q, Focus("share", "a percentage or share", True)),

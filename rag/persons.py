@@ -183,6 +183,28 @@ def _is_cap(tok: str) -> bool:
     return len(tok) > 1 and tok[0].isupper() and not _ROMAN.match(tok) and fold(tok.rstrip(".")) not in _NOT_NAMES
 
 
+# A question that asks who said something is answered by the source: "Selon M. Gosselin, …".
+_ASKS_SPEAKER = re.compile(r"\b(?:dit|dire|declar\w*|affirm\w*|annonc\w*|expliqu\w*|estim\w*|assur\w*|"
+                           r"confi\w*|rapport\w*|said|say|says|told|stated?|announced?|claim\w*|according)\b")
+
+
+def _source_asides(toks, sentence: str) -> set[int]:
+    """The token positions of the sources of asides, "Selon M. Gosselin, …", "D'après Pierre
+    Sennès, …", "according to Mr Smith, …": the (at most four) words after "selon", "d'après"
+    or "according to", up to the comma that ends them. Who reports is not who is reported on."""
+    out: set[int] = set()
+    for i in range(1, len(toks)):
+        before = fold(toks[i - 1][0])
+        if before not in ("selon", "d'apres", "d’apres") and not (
+                before == "to" and i >= 2 and fold(toks[i - 2][0]) == "according"):
+            continue
+        for j in range(i, min(i + 4, len(toks))):
+            if sentence[toks[j][2]:toks[j][2] + 1] == ",":
+                out.update(range(i, j + 1))
+                break
+    return out
+
+
 def person_names(sentence: str, question: str = "") -> list[str]:
     """The people ``sentence`` names (as written) that ``question`` does not already name."""
     known = {fold(w)[:5] for w in re.findall(r"[^\W\d_][\w'-]*", question)}
@@ -195,8 +217,9 @@ def person_names(sentence: str, question: str = "") -> list[str]:
     # Short asides in brackets hold places and sources, "(Haute-Savoie)", "(AFP)"; longer
     # ones are sentences of their own: "(le dernier cas étant celui du ministre Abraham Berge)".
     aside = [(m.start(), m.end()) for m in re.finditer(r"\([^()]{0,40}\)", sentence) if len(m.group().split()) <= 3]
+    sources = set() if _ASKS_SPEAKER.search(fold(question)) else _source_asides(toks, sentence)
     for i, (tok, s, e) in enumerate(toks):
-        if any(a < s < b for a, b in aside):
+        if any(a < s < b for a, b in aside) or i in sources:
             continue
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         gap = sentence[e:nxt[1]] if nxt is not None else ""

@@ -33,7 +33,15 @@ _UNKNOWN = re.compile(
     r"|(?:has|have|had|was|were|is|are)\s+not\s+(?:yet\s+|immediately\s+)?(?:been\s+)?(?:released|disclosed|"
     r"established|confirmed|identified|made public|revealed|known|determined|clear)"
     r"|(?:remains?|remained)\s+(?:unknown|unclear|undetermined|a mystery)|it\s+is\s+(?:not|un)\s*(?:yet\s+)?"
-    r"(?:known|clear)|no\s+one\s+knows)\b",
+    r"(?:known|clear)|no\s+one\s+knows"
+    # "les enquêteurs cherchent à identifier l'auteur", "leurs investigations pour trouver les
+    # auteurs", "police are trying to identify him": still looked for, so not known.
+    r"|(?:cherchent|cherche|tentent|tente|essaient|essaie|essayent|s['’]efforcent|s['’]efforce)\s+"
+    r"(?:toujours\s+|encore\s+)?(?:à|a|de|d['’])\s*(?:identifier|déterminer|établir|"
+    r"retrouver|trouver|élucider|localiser)"
+    r"|(?:enquêtes?|investigations?|recherches?)\s+pour\s+(?:identifier|déterminer|établir|retrouver|trouver|"
+    r"élucider|localiser)"
+    r"|(?:(?:is|are|were|was)\s+(?:still\s+)?(?:trying|seeking|working|attempting))\s+to\s+(?:identify|determine|establish|find|locate|trace))\b",
     re.IGNORECASE)
 
 

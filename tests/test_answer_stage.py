@@ -180,3 +180,30 @@ def test_a_hyphenated_name_of_the_source_is_found(hash_config):
 def test_a_list_of_names_is_not_a_sentence(retriever):
     answer = ask_llm(retriever, "CGT SNCF TGV Brest [1].")
     assert answer.answerer == "extractive" and answer.sentences[0].reason.startswith("not a sentence")
+
+
+# -- what the question requires, held further down --------------------------------------------
+
+def test_a_strict_requirement_held_later_in_the_same_article_answers_as_likely_as_both(retriever):
+    """The best sentence tells of the event, a weaker one of its article holds the asked age:
+    that one is quoted, with the geometric mean of the two as its probability; a sentence of
+    another article holding an age is not taken on the event's word."""
+    from rag.chat import vouched
+    event = "Lundi, trois enfants sont morts dans le naufrage de leur bateau."
+    ages = "Le père a tenté de sauver les deux sœurs âgées de 13 et 9 ans."
+    other = "Un skieur de 21 ans a été tué par la chute d'un sapin."
+    a = rag.Hit("naufrage", "Naufrage", None, None, None, 1, 0.9, event + " " + ages, 0, len(event) + 1 + len(ages))
+    b = rag.Hit("tempete", "Tempête", None, None, None, 2, 0.5, other, 0, len(other))
+    ev_event = _evidence(a, a.text, event, 0.9)
+    ev_ages = _evidence(a, a.text, ages, 0.1)
+    ev_other = _evidence(b, b.text, other, 0.2)
+    assistant = Assistant(retriever)
+    question = "Quel âge avaient les enfants morts dans le naufrage ?"
+
+    best, unmet = assistant._named(question, [ev_event, ev_ages, ev_other])
+    assert unmet == () and best.text == ages
+    assert best.score == pytest.approx(vouched(0.1, 0.9)) == pytest.approx(0.3)
+
+    best, unmet = assistant._named(question, [ev_event, ev_other])
+    assert best.text == event and unmet == ("an age",)
+    assert vouched(0.5, 0.1) == 0.5  # never below the sentence's own probability

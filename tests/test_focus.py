@@ -21,6 +21,8 @@ from rag.focus import question_focus
     ("À quelle heure l'incendie s'est-il déclaré ?", "clock"),
     ("At what time did the fire break out?", "clock"),
     ("Combien de tonnes de produits ont brûlé ?", "unit"),
+    ("Since when has the Lubrizol factory been in operation?", "since"),
+    ("Depuis quand l'usine est-elle en activité ?", "since"),
 ])
 def test_question_focus_kinds(question, kind):
     focus = question_focus(question)
@@ -55,6 +57,9 @@ def test_no_focus(question):
     ("Combien de tonnes de produits ont brûlé ?", "plus de 5.000 tonnes de produits ont brûlé",
      "la suie est une combinaison d'additifs, 2 semaines après"),
     ("Combien de foyers étaient privés de courant ?", "50 000 foyers touchés", "la tempête a touché 3 régions"),
+    ("Depuis quand l'usine est-elle en activité ?", "L'usine Lubrizol, en activité depuis 1954, emploie 400 salariés.",
+     "Vers 2h30, un incendie s'est déclaré dans un entrepôt de l'usine."),
+    ("How long has he lived in Lyon?", "Il vit à Lyon depuis dix ans.", "Depuis quelques jours, il ne sort plus."),
 ])
 def test_holds(question, yes, no):
     focus = question_focus(question)
