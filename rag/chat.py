@@ -444,7 +444,7 @@ class Assistant:
         if best is None:
             return Decision(True, 0.0)
         return self.refusal.decide(question, best.score, self._article_texts([best.hit.article_id]), cross=cross,
-                                   unmet=unmet)
+                                   unmet=unmet, held=holds_quantity(question, best.text, cross))
 
     def _multi(self, question: str, parts: Sequence[str], lang: str, hits: Sequence[Hit], qvec, cross: bool):
         """One best sentence per part of the question, in the parts' order (each once)."""
@@ -615,6 +615,14 @@ _QUOTE_EDGE = re.compile(r"[«»\"“”]")
 _QUESTION_WORDS = frozenset(fold(w) for w in """
     combien quand où pourquoi comment qui quel quelle quels quelles how when where why who which what
 """.split())
+
+
+def holds_quantity(question: str, sentence: str, cross: bool) -> bool:
+    """Whether ``sentence`` holds the quantity ``question`` sets (:mod:`rag.focus`: an age,
+    an amount of money, a share, a time of day, a number of the counted thing)."""
+    focus = question_focus(question, detect_language(sentence) if cross else None)
+    return focus is not None and focus.kind in ("age", "money", "share", "clock", "unit") \
+        and focus.holds(sentence, question)
 
 
 def vouched(score: float, about: float) -> float:

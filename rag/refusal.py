@@ -90,13 +90,19 @@ class RefusalPolicy:
         self.anchor_factor = anchor_factor
 
     def decide(self, question: str, probability: float, article_texts: Sequence[str], *, cross: bool,
-               unmet: Sequence[str] = ()) -> Decision:
+               unmet: Sequence[str] = (), held: bool = False) -> Decision:
         """Decide from the best sentence's ``probability`` and the texts of the article(s) it comes from.
 
         ``unmet`` names what the question asks for that the quoted sentence lacks (``"a
         person's name"``, see :mod:`rag.persons`): the sentence does not answer, whatever
-        its probability, so the decision is to refuse."""
+        its probability, so the decision is to refuse. ``held`` says the sentence holds the
+        quantity the question sets (an age, an amount, a share, a time of day, a number of
+        the counted thing: :mod:`rag.focus`): that counts for it as much as a missing anchor
+        counts against (the probability is divided by ``anchor_factor``), when no anchor is
+        missing."""
         missing = tuple(missing_anchors(question, article_texts, with_names=not cross))
         p = probability * self.anchor_factor ** min(len(missing) + 2 * len(unmet), 2)
+        if held and not missing and not unmet:
+            p = min(1.0, p / self.anchor_factor)
         threshold = self.threshold_cross if cross else self.threshold
         return Decision(bool(unmet) or p < threshold, round(float(p), 4), missing + tuple(unmet))

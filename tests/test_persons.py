@@ -97,6 +97,27 @@ def test_names_the_question_already_holds_are_no_answer():
     assert person_names(s, "Qui a accueilli le ministre ?") == ["Mounir Mahjoubi"]
 
 
+def test_a_held_quantity_counts_for_the_answer_as_a_missing_anchor_counts_against():
+    policy = RefusalPolicy(threshold=0.1, threshold_cross=0.14)
+    text = ["Sud-Rail avait récolté 17% des voix aux dernières élections syndicales."]
+    question = "What share of the vote did Sud-Rail get?"
+    assert policy.decide(question, 0.084, text, cross=True).refuse
+    held = policy.decide(question, 0.084, text, cross=True, held=True)
+    assert not held.refuse and held.confidence == pytest.approx(0.084 / 0.35, abs=1e-4)
+    # not when the article lacks what the question names (2019 here)
+    assert policy.decide("What share of the vote did Sud-Rail get in 2019?", 0.084, text, cross=True,
+                         held=True).refuse
+
+
+def test_holds_quantity_is_the_question_focus_held():
+    from rag.chat import holds_quantity
+
+    q = "How many stab wounds were found on the body?"
+    assert holds_quantity(q, "Le corps présentait 26 coups de couteau.", cross=True)
+    assert not holds_quantity(q, "Le corps a été retrouvé par des bûcherons.", cross=True)
+    assert not holds_quantity("Qui a retrouvé le corps ?", "Des bûcherons, 26 ans.", cross=False)
+
+
 def test_an_unmet_request_refuses_whatever_the_probability():
     policy = RefusalPolicy(threshold=0.1, threshold_cross=0.1)
     assert not policy.decide("Qui ?", 0.95, ["un texte"], cross=False).refuse
