@@ -57,6 +57,17 @@ from rag.types import Article, ChunkRow, Copy
 
 log = logging.getLogger(__name__)
 
+
+class _NoClientTsWarning(logging.Filter):
+    """Milvus Lite cannot give a query iterator its server timestamp; pymilvus warns at every
+    listing and falls back to the client's clock, which is right for a local file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "mvccTs" not in record.getMessage()
+
+
+logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_NoClientTsWarning())
+
 #: The environment variable holding a Milvus server's token.
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
 #: Characters of article text per row of the articles collection (a VARCHAR holds 65,535 bytes).
