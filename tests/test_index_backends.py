@@ -241,3 +241,39 @@ def test_milvus_chunk_ids_are_deterministic_and_locations_parse(tmp_path, hash_c
     assert filter_expression(Filters(date_to="2024-12-31")) == "date_key >= 0 and date_key <= 20241231"
     with pytest.raises(rag.InputError):
         parse_location("milvus://host-only")
+
+
+@pytest.mark.skipif(not HAS_MILVUS, reason=NO_MILVUS)
+def test_the_cli_adds_searches_and_asks_a_milvus_lite_index(tmp_path, seed_dir, capsys):
+    import json
+
+    from rag.cli import main
+
+    db = str(tmp_path / "cli.db")
+    build = ["--embedder", "hash", "--chunk-size", "64", "--chunk-overlap", "8"]
+    assert main(["index", "add", str(seed_dir), "--index", db, *build]) == 0
+    assert "1 added" in capsys.readouterr().out
+    assert main(["index", "add", str(seed_dir), "--index", db]) == 0
+    assert "1 unchanged" in capsys.readouterr().out
+    assert main(["search", "coalition des volontaires", "--index", db, "--k", "2", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    hits = hits["hits"] if isinstance(hits, dict) else hits
+    assert len(hits) == 2 and all("coalition" in h["title"].lower() for h in hits)
+    assert main(["ask", "Qui veut envoyer des soldats en Ukraine ?", "--index", db, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["citations"] or answer.get("refused")
+    assert main(["index", "stats", "--index", db, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["articles"] == 1 and stats["chunks"] == stats["vectors"] > 1
+
+
+def test_importing_the_library_or_opening_a_folder_never_imports_pymilvus(hash_config):
+    import subprocess
+    import sys
+
+    code = ("import sys, rag, rag.index, rag.retriever, rag.chat\n"
+            f"ix = rag.Index.create({str(hash_config.index_dir)!r}, rag.Config(embedder='hash'))\n"
+            "ix.close(); rag.Index.open(ix.path).close()\n"
+            "assert 'pymilvus' not in sys.modules and 'rag.index.milvus' not in sys.modules, 'imported'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -57,28 +57,20 @@ from rag.types import Article, ChunkRow, Copy
 
 log = logging.getLogger(__name__)
 
-
-class _NoClientTsWarning(logging.Filter):
-    """Milvus Lite cannot give a query iterator its server timestamp; pymilvus warns at every
-    listing and falls back to the client's clock, which is right for a local file."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "mvccTs" not in record.getMessage()
-
-
-logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_NoClientTsWarning())
-
 #: The environment variable holding a Milvus server's token.
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
 #: Characters of article text per row of the articles collection (a VARCHAR holds 65,535 bytes).
 TEXT_PART = 16_000
 _VARCHAR = 65_535
+_COLLECTIONS = ("chunks", "articles", "sentences", "meta")
 _PLAIN_TERM = re.compile(r"^[a-z0-9]+$")
 _NAME = re.compile(r"[^A-Za-z0-9_]")
 #: At most this many ids in one ``in [...]`` filter, and rows in one insert.
 _BATCH = 1000
 #: Milvus's largest ``limit`` (top-k and query page).
 _MAX_LIMIT = 16_384
+#: Rows per page when listing a whole collection on Milvus Lite.
+_PAGE = 5000
 
 
 def parse_location(location: str | Path) -> tuple[str, str, str | None, bool]:
@@ -195,7 +187,8 @@ class MilvusIndex(Index):
         embedder = _make_embedder(config)
         dim = _dim_of(embedder)
         client, prefix, lite = cls._connect(path)
-        _create_collections(client, prefix, dim, lite, config)
+        with _quiet_lite_server(lite):
+            _create_collections(client, prefix, dim, lite, config)
         settings = BuildSettings.from_config(config)
         meta = {"settings": settings.__dict__, "dim": dim, "embedder": {"name": settings.embedder, **embedder.info()},
                 "created": _now(), "generation": 0}
@@ -210,6 +203,8 @@ class MilvusIndex(Index):
         if not cls.exists(path):
             raise IndexNotFoundError(f"no index at {path}: build one with `rag index add ARTICLES... --index {path}`")
         client, prefix, lite = cls._connect(path)
+        for name in _COLLECTIONS:  # a new process finds them released
+            client.load_collection(f"{prefix}_{name}")
         rows = client.query(f"{prefix}_meta", filter='key == "meta"', output_fields=["value"],
                             consistency_level="Strong")
         meta = json.loads(rows[0]["value"]) if rows else {}
@@ -239,6 +234,15 @@ class MilvusIndex(Index):
             return self._client.query(collection, filter=expr, output_fields=fields, limit=limit,
                                       consistency_level=self._level())
         out: list[dict] = []
+        if self._lite:
+            # Milvus Lite has no server timestamp for a query iterator (its gRPC side logs an
+            # error at each one); pages by offset are exact on a local file.
+            while True:
+                page = self._client.query(collection, filter=expr, output_fields=fields, limit=_PAGE,
+                                          offset=len(out), consistency_level=self._level())
+                out.extend(page)
+                if len(page) < _PAGE:
+                    return out
         it = self._client.query_iterator(collection, filter=expr, output_fields=fields, batch_size=1000,
                                          consistency_level=self._level())
         try:
@@ -537,6 +541,27 @@ class MilvusIndex(Index):
             "faiss": {"kind": f"milvus {'lite, FLAT' if self._lite else 'HNSW'}"},
             "size_bytes": size, "updated": self.manifest.get("updated"), "checksum": None,
         }
+
+
+class _NotImplementedFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Method not implemented" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_lite_server(lite: bool):
+    """While collections are created: pymilvus waits for their indexes with a timestamp that
+    Milvus Lite's in-process gRPC server does not implement; it logs a traceback and the
+    client goes on without it. Only that message is dropped, only then."""
+    if not lite:
+        yield
+        return
+    logger, quiet = logging.getLogger("grpc._server"), _NotImplementedFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def _create_collections(client, prefix: str, dim: int, lite: bool, config: Config) -> None:
