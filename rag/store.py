@@ -290,6 +290,29 @@ class Store:
         docs = [r[1].split() if r[1] is not None else analyze(embedding_text(r[2], r[3]), r[4]) for r in rows]
         return ids, docs
 
+    def terms_for(self, chunk_ids: Sequence[int]) -> list[list[str]]:
+        """The analyzed terms of ``chunk_ids`` (which must be stored), in their order: what a
+        BM25 index lacking them reads, instead of every chunk's (:meth:`all_terms`)."""
+        from rag.analysis import terms as analyze
+        from rag.chunking import embedding_text
+
+        found: dict[int, list[str]] = {}
+        with self._lock:
+            for i in range(0, len(chunk_ids), 500):
+                part = [int(c) for c in chunk_ids[i : i + 500]]
+                for cid, t, title, text, lang in self._db.execute(
+                        "SELECT c.id, c.terms, a.title, substr(a.text, c.start + 1, c.end - c.start), a.lang "
+                        f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({','.join('?' * len(part))})",
+                        part):
+                    found[int(cid)] = t.split() if t is not None else analyze(embedding_text(title, text), lang)
+        return [found[int(c)] for c in chunk_ids]
+
+    @property
+    def terms_epoch(self) -> int:
+        """Changes when every chunk's terms are analyzed again (:meth:`reanalyze`), so a BM25
+        index caught up by chunk ids alone knows to rebuild instead."""
+        return int(self.get_meta("terms_epoch", 0))
+
     def vectors_for(self, chunk_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
         if not chunk_ids:
             return {}
@@ -547,6 +570,8 @@ class Store:
                     self._db.executemany("UPDATE chunks SET terms = ? WHERE id = ?", [
                         (" ".join(analyze(embedding_text(texts[aid][0], texts[aid][1][st:en]), langs[aid])), cid)
                         for cid, aid, st, en in rows])
+                self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('terms_epoch', ?)",
+                                 (json.dumps(self.terms_epoch + 1),))
                 self._bump_generation()
         return len(ids)
 

@@ -159,3 +159,42 @@ def test_environment_switches_the_sentence_stage(monkeypatch):
     monkeypatch.setenv("RAG_RERANK", "maybe")
     with pytest.raises(ConfigError, match="RAG_RERANK must be one of"):
         Config.from_env()
+
+
+def _no_full_read(*_):
+    raise AssertionError("terms were read back from the store")
+
+
+def test_a_batch_updates_bm25_without_reading_every_chunks_terms(hash_config, tmp_path):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(articles()[:2])
+    index.lexical_search(terms("thon", "fr"), 5)  # the BM25 index is in memory now
+    reader = rag.Index.open(hash_config.index_dir)  # another handle, as another process would hold
+    reader.lexical_search(terms("thon", "fr"), 5)
+    index.store.all_terms = _no_full_read
+    index.store.terms_for = _no_full_read  # the writer reads no terms back at all
+    reader.store.all_terms = _no_full_read
+    index.add(articles()[2:])  # its own commit: applied as written
+    index.remove("vote")
+    fresh = BM25Index.build(*rag.Index.open(hash_config.index_dir).store.all_terms())
+    for q in ("récolte de blé", "thon rouge quota", "participation premier tour"):
+        t = terms(q, "fr")
+        for ix in (index, reader):  # the reader catches up by the chunks it lacks
+            ids, scores = ix.lexical_search(t, 10)
+            want_ids, want_scores = fresh.search(t, 10)
+            assert ids == [int(i) for i in want_ids] and np.array_equal(np.float32(scores), want_scores)
+    assert [h.article_id for h in rag.Retriever(reader, mode="bm25").retrieve("récolte de blé", k=1)] == ["ble"]
+
+
+def test_bm25_rebuilds_after_reanalysis_and_ignores_first_format_files(hash_config):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(articles())
+    first = index.lexical
+    (hash_config.index_dir / "lexical-00000099.npz").write_bytes(b"weights of the first format")
+    with index._writing():
+        index.store.reanalyze()
+        index._persist()
+    assert index.lexical is not first and index.lexical.epoch == index.store.terms_epoch == 1
+    assert not list(hash_config.index_dir.glob("lexical-*.npz"))
+    again = rag.Index.open(hash_config.index_dir)
+    assert again.lexical.epoch == 1 and again.lexical_search(terms("thon", "fr"), 1)[0]

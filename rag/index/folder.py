@@ -5,7 +5,7 @@ Layout of ``index/``::
     manifest.json            how it was built (format, embedder, chunking, FAISS), counts, checksum
     store.sqlite             articles, chunk offsets, vectors and BM25 terms (the source of truth)
     vectors-<gen>.faiss      the FAISS index for store generation <gen>
-    lexical-<gen>.npz        the BM25 matrix for store generation <gen>
+    bm25-<gen>.npz           the BM25 postings for store generation <gen> (lexical-<gen>.npz before)
 
 Several processes may use one folder. The store is the truth; the FAISS file is a
 cache of it. A writer takes the folder's lock for each commit (not for a whole
@@ -86,7 +86,7 @@ class FolderIndex(Index):
         # The last filters' chunk ids and the last query's BM25 scores, per store generation:
         # the dense and the lexical search of one question share them.
         self._allowed: tuple[int, Filters, np.ndarray] | None = None
-        self._bm25: tuple[object, tuple[str, ...], np.ndarray] | None = None
+        self._bm25: tuple[object, tuple, np.ndarray] | None = None
 
     # -- opening ----------------------------------------------------------
     @classmethod
@@ -240,15 +240,31 @@ class FolderIndex(Index):
         vecs = [r.vectors for r in records if len(r.chunks)]
         vecs = np.concatenate(vecs) if vecs else np.zeros((0, self.vectors_dim), np.float32)
         with self._writing():
+            before = self.store.generation
             removed, added = self.store.write(records, _now(), sketches=sketches)
             self._apply(removed, np.asarray(added, dtype=np.int64), vecs)
             self._vectors_gen = self.store.generation
+            self._apply_lexical(before, removed, added, [t for r in records for t in r.terms])
             if time.monotonic() - self._last_persist > PERSIST_EVERY_SECONDS:
                 self._persist()
         return added
 
     def flush(self) -> None:
         self._save_files()
+
+    def _apply_lexical(self, before: int, removed: Sequence[int], added: Sequence[int],
+                       terms: Sequence[Sequence[str]]) -> None:
+        """Mirror a commit in the in-memory BM25 index when it mirrored the state before it
+        (else the next read catches it up from the store)."""
+        if self._lexical is None or self._lexical_gen != before:
+            return
+        try:
+            self._lexical.remove(removed)
+            self._lexical.add(added, [list(t) for t in terms])
+        except ValueError:  # ids out of order: start again from the store
+            self._lexical = None
+            return
+        self._lexical_gen = self.store.generation
 
     def _apply(self, removed: Sequence[int], added_ids: np.ndarray, added_vecs: np.ndarray) -> None:
         """Mirror this object's store commit in the in-memory FAISS index (under :meth:`_writing`)."""
@@ -273,11 +289,13 @@ class FolderIndex(Index):
     def remove(self, article_id: str) -> bool:
         """Remove one article and its chunks. Returns False when there is no such article."""
         with self._writing():
+            before = self.store.generation
             ids = self.store.remove(article_id)
             if ids is None:
                 return False
             self._apply(ids, np.zeros(0, np.int64), np.zeros((0, self.vectors_dim), np.float32))
             self._vectors_gen = self.store.generation
+            self._apply_lexical(before, ids, [], [])
             self._persist()
         return True
 
@@ -295,18 +313,17 @@ class FolderIndex(Index):
 
     @property
     def lexical(self):
-        """The BM25 index of the chunks (loaded or rebuilt for the current generation)."""
-        from rag.lexical import BM25Index, lexical_filename
+        """The BM25 index of the chunks, caught up with the store's current generation.
 
+        This object's own commits are applied to it as they are written (:meth:`write`);
+        another process's are caught up by reading the terms of the chunks it lacks. Only
+        a first open without a usable file, a re-analysis, or a catch-up larger than half
+        the index reads every chunk's terms.
+        """
         with self._lock, self.store.snapshot():
             gen = self.store.generation
             if self._lexical is None or self._lexical_gen != gen:
-                path = self.path / lexical_filename(gen)
-                if path.exists():
-                    self._lexical = BM25Index.load(path)
-                else:
-                    ids, docs = self.store.all_terms()
-                    self._lexical = BM25Index.build(ids, docs)
+                self._lexical = _synced_lexical(self._lexical, self.path, self.store)
                 self._lexical_gen = gen
             return self._lexical
 
@@ -390,8 +407,8 @@ class FolderIndex(Index):
         lexical = self.lexical
         key = tuple(terms)
         cached = self._bm25
-        if cached is None or cached[0] is not lexical or cached[1] != key:
-            cached = self._bm25 = (lexical, key, lexical.scores(key))
+        if cached is None or cached[0] is not lexical or cached[1] != (lexical.version, key):
+            cached = self._bm25 = (lexical, (lexical.version, key), lexical.scores(key))
         return cached[0], cached[2]
 
     def lexical_search(self, terms: Sequence[str], k: int, filters: Filters | None = None
@@ -686,10 +703,50 @@ def _save_repaired(path: Path, store: Store, vectors: VectorIndex, gen: int) -> 
         log.warning("could not save the repaired FAISS index: %s", exc)
 
 
+def _synced_lexical(lexical, path: Path, store: Store):
+    """``lexical`` (or the latest saved BM25 file) made to hold exactly the store's chunks
+    (call inside ``store.snapshot()``), reading only the terms of the chunks it lacks.
+
+    Built from every chunk's terms when there is nothing usable to start from, when the
+    terms were re-analyzed since (the store's terms epoch), or when more than half is missing.
+    """
+    from rag.lexical import BM25Index, latest_lexical_file
+
+    epoch = store.terms_epoch
+    if lexical is not None and lexical.epoch != epoch:
+        lexical = None
+    if lexical is None:
+        found = latest_lexical_file(path)
+        if found is not None:
+            try:
+                lexical = BM25Index.load(found[1])
+            except ValueError as exc:
+                log.info("%s; rebuilding it from the stored terms", exc)
+            if lexical is not None and lexical.epoch != epoch:
+                lexical = None
+    want = store.chunk_ids()
+    if lexical is not None:
+        have = lexical.live_ids()
+        if np.array_equal(want, have):
+            return lexical
+        extra = np.setdiff1d(have, want, assume_unique=True)
+        missing = np.setdiff1d(want, have, assume_unique=True)
+        rest = np.setdiff1d(have, extra, assume_unique=True)
+        if len(missing) <= len(want) // 2 and not (len(missing) and len(rest) and missing.min() <= rest.max()):
+            lexical.remove(extra)
+            lexical.add(missing, store.terms_for(missing.tolist()))
+            return lexical
+    ids, docs = store.all_terms()
+    lexical = BM25Index.build(ids, docs)
+    lexical.epoch = epoch
+    return lexical
+
+
 def _drop_old_vector_files(path: Path, keep_generation: int) -> None:
     from rag.lexical import lexical_filename
 
     keep = {vectors_filename(keep_generation), lexical_filename(keep_generation)}
-    for p in [*path.glob("vectors-*.faiss"), *path.glob("lexical-*.npz")]:
+    # lexical-*.npz: the BM25 files of the first format (precomputed weights), not read any more
+    for p in [*path.glob("vectors-*.faiss"), *path.glob("lexical-*.npz"), *path.glob("bm25-*.npz")]:
         if p.name not in keep:
             p.unlink(missing_ok=True)
