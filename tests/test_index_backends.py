@@ -277,3 +277,11 @@ def test_importing_the_library_or_opening_a_folder_never_imports_pymilvus(hash_c
             "assert 'pymilvus' not in sys.modules and 'rag.index.milvus' not in sys.modules, 'imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_milvus_location_without_the_extra_says_what_to_install(tmp_path, hash_config, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # as if not installed
+    with pytest.raises(rag.ConfigError, match=r"rag-news\[milvus\]"):
+        Index.create(tmp_path / "x.db", hash_config.with_(index_dir=tmp_path / "x.db"))

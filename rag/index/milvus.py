@@ -49,7 +49,7 @@ import numpy as np
 
 from rag.config import Config
 from rag.dates import date_key as parse_date_key
-from rag.errors import IndexMismatchError, IndexNotFoundError, InputError
+from rag.errors import ConfigError, IndexMismatchError, IndexNotFoundError, InputError
 from rag.filters import Filters
 from rag.index.base import ArticleRecord, iter_batches
 from rag.index.core import BuildSettings, Index, _dim_of, _make_embedder, _now
@@ -160,8 +160,8 @@ class MilvusIndex(Index):
         try:
             from pymilvus import MilvusClient
         except ImportError as exc:  # the optional extra
-            raise InputError(f"the index {location} is a Milvus one: install the extra with "
-                             "`pip install 'rag-news[milvus]'` (pymilvus, milvus-lite)") from exc
+            raise ConfigError(f"the index {location} is a Milvus one: install the extra with "
+                              "`pip install 'rag-news[milvus]'` (pymilvus, milvus-lite)") from exc
         uri, prefix, token, lite = parse_location(location)
         if lite:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +221,9 @@ class MilvusIndex(Index):
         return cls(path, config, client, prefix, lite, int(meta["dim"]), meta)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        from pymilvus.exceptions import MilvusException
+
+        with contextlib.suppress(MilvusException):  # already closed, or the server went away
             self._client.close()
 
     # -- helpers ---------------------------------------------------------------
@@ -326,9 +328,10 @@ class MilvusIndex(Index):
         return True
 
     def flush(self) -> None:
-        with contextlib.suppress(Exception):  # Milvus Lite persists on its own; a server seals segments
-            if not self._lite:
-                self._client.flush(self._chunks)
+        """Seal a server's growing segments at the end of an ingest (Milvus Lite persists each write)."""
+        if not self._lite:
+            for coll in (self._chunks, self._articles, self._sentences):
+                self._client.flush(coll)
 
     # -- reading -----------------------------------------------------------------
     @property
@@ -434,12 +437,14 @@ class MilvusIndex(Index):
         return {k: found[k] for k in keys if k in found}
 
     def save_sentence_vectors(self, items: Sequence[tuple[tuple[str, int, int], np.ndarray]], kind: str) -> None:
+        from pymilvus.exceptions import MilvusException
+
         try:
             stored = self.checksums(list({k[0] for k, _ in items}))
             rows = [self._sentence_row(k[0], int(k[1]), int(k[2]), kind, v) for k, v in items if k[0] in stored]
             for part in iter_batches(rows, _BATCH):
                 self._client.upsert(self._sentences, list(part))
-        except Exception as exc:  # best effort, like the folder's cache  # noqa: BLE001
+        except MilvusException as exc:  # best effort, like the folder's cache: recomputed next time
             log.info("sentence vectors not cached in Milvus (%s)", exc)
 
     def sentence_rows_within(self, spans: Sequence[tuple[str, int, int]], kind: str
