@@ -442,7 +442,8 @@ class Store:
               sketches: "dict[str, dedup.Sketch] | None" = None) -> tuple[list[int], list[int]]:
         """Insert or replace articles with their chunks and vectors in one transaction.
 
-        Each item is ``(article, chunks, vectors)`` or ``(article, chunks, vectors, terms, lang)``
+        Each item is a :class:`rag.index.base.ArticleRecord` (a named tuple), or for older
+        callers ``(article, chunks, vectors)`` or ``(article, chunks, vectors, terms, lang)``
         with ``terms`` one list of analyzed terms per chunk, optionally followed by
         ``sentences``: ``((start, end), vector)`` pairs saved as ``title`` sentence vectors.
         Each article is filed under its story (:mod:`rag.dedup`) in the same transaction;

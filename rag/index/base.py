@@ -145,8 +145,11 @@ class IndexBackend(DocumentStore, DenseSearch, LexicalSearch, SentenceStore, Pro
     def generation(self) -> int:
         """Changes with every committed write (caches above are keyed by it)."""
 
-    def write(self, records: Sequence[ArticleRecord]) -> list[int]:
-        """Store the records (replacing the articles' earlier chunks); the new chunk ids, in order."""
+    def write(self, records: Sequence[ArticleRecord], *, sketches: dict | None = None) -> list[int]:
+        """Store the records (replacing the articles' earlier chunks); the new chunk ids, in order.
+
+        ``sketches`` (:class:`rag.dedup.Sketch` by article id, computed outside any lock) are
+        for a backend that groups syndicated copies; one that does not ignores them."""
 
     def remove(self, article_id: str) -> bool:
         """Delete an article, its chunks and sentence vectors; False when there is none."""
