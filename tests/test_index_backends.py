@@ -285,3 +285,22 @@ def test_a_milvus_location_without_the_extra_says_what_to_install(tmp_path, hash
     monkeypatch.setitem(sys.modules, "pymilvus", None)  # as if not installed
     with pytest.raises(rag.ConfigError, match=r"rag-news\[milvus\]"):
         Index.create(tmp_path / "x.db", hash_config.with_(index_dir=tmp_path / "x.db"))
+
+
+@pytest.mark.skipif(not HAS_MILVUS, reason=NO_MILVUS)
+def test_a_milvus_lite_index_open_in_another_process_is_locked(tmp_path, hash_config):
+    import subprocess
+    import sys
+
+    db = tmp_path / "busy.db"
+    index = Index.create(db, hash_config.with_(index_dir=db))  # this process holds Milvus Lite's lock now
+    code = ("import rag\n"
+            "try:\n"
+            f"    rag.Index.open({str(db)!r})\n"
+            "except rag.IndexLockedError as exc:\n"
+            "    print('locked:', exc)\n")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.stdout.startswith("locked:") and "one process at a time" in proc.stdout, proc.stderr[-2000:]
+    finally:
+        index.close()

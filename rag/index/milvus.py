@@ -49,7 +49,7 @@ import numpy as np
 
 from rag.config import Config
 from rag.dates import date_key as parse_date_key
-from rag.errors import ConfigError, IndexMismatchError, IndexNotFoundError, InputError
+from rag.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexNotFoundError, InputError
 from rag.filters import Filters
 from rag.index.base import ArticleRecord, iter_batches
 from rag.index.core import BuildSettings, Index, _dim_of, _make_embedder, _now
@@ -162,10 +162,18 @@ class MilvusIndex(Index):
         except ImportError as exc:  # the optional extra
             raise ConfigError(f"the index {location} is a Milvus one: install the extra with "
                               "`pip install 'rag-news[milvus]'` (pymilvus, milvus-lite)") from exc
+        from pymilvus.exceptions import MilvusException
+
         uri, prefix, token, lite = parse_location(location)
         if lite:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        client = MilvusClient(uri=uri, token=token or "")
+        try:
+            client = MilvusClient(uri=uri, token=token or "")
+        except MilvusException as exc:
+            if lite:  # its folder is locked by the process that opened it
+                raise IndexLockedError(f"{location} is open in another process: Milvus Lite serves one process at "
+                                       "a time (a Milvus server, milvus://HOST:PORT/NAME, serves several)") from exc
+            raise IndexNotFoundError(f"cannot reach the Milvus server of {location}: {exc}") from exc
         return client, prefix, lite
 
     @classmethod
