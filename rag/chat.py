@@ -22,6 +22,7 @@ from rag import followup
 from rag.analysis import detect_language, fold, names, terms, words
 from rag.answering import NOT_IN_SOURCES, ExtractiveAnswerer, GenerativeAnswerer, say
 from rag.config import AnswerConfig
+from rag.dates import date_key
 from rag.errors import InputError, LLMError, LLMTimeoutError
 from rag.evidence import Evidence, SentenceVectors
 from rag.intent import classify, topic_of
@@ -31,7 +32,6 @@ from rag.reader.candidates import build_candidates
 from rag.reader.features import is_question
 from rag.refusal import Decision, RefusalPolicy, missing_anchors, states_unknown
 from rag.retriever import Retriever, clean_query, validate
-from rag.dates import date_key
 from rag.types import Answer, Hit
 from rag.verify import CitationVerifier
 

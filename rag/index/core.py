@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 #: The size of an ingest's first batch: small, so the first commit comes early.
 FIRST_BATCH = 8
 
+
 @dataclass(frozen=True)
 class IngestProgress:
     """Where an ingest is: what :meth:`Index.add` passes its ``progress`` callback, once at
@@ -183,7 +184,6 @@ class Index:
             yield
 
     # -- components -------------------------------------------------------
-    # -- components -------------------------------------------------------
     @property
     def embedder(self):
         if self._embedder is None:
@@ -206,6 +206,7 @@ class Index:
             self._chunker = Chunker(emb.count_tokens, size=size, overlap=self.config.chunk_overlap)
         return self._chunker
 
+    # -- writing (the same on every backend: read, chunk, analyse, embed, then write) ------
     def add(self, sources: Iterable[str | Path | Article], *, progress: Progress | None = None) -> AddReport:
         """Read articles from files, folders, web pages or :class:`Article` values and index them.
 
