@@ -42,7 +42,7 @@ $(LLM_STAMP): $(STAMP)
 	  echo "compiling llama-cpp-python (about 8 minutes on 2 idle cores)…"; \
 	  CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(BIN)/python -m pip install --no-binary llama-cpp-python \
 	    "$$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml | head -1)"; }
-	CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev,local-llm]'
+	CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev,milvus,local-llm]'
 	@rm -f $(VENV)/.local-llm-*
 	@touch $@
 
@@ -71,7 +71,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: it resolves to the local CPU wheel instead of a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# milvus: the second index backend, so the backend contract tests run on both (~200 MB, mostly pyarrow)
+	$(BIN)/python -m pip install --quiet -e '.[dev,milvus]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

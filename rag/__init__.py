@@ -50,7 +50,7 @@ _LAZY = {
     "Index": "rag.index",
     "IngestProgress": "rag.index",
     "Retriever": "rag.retriever",
-    "Filters": "rag.store",
+    "Filters": "rag.filters",
     "Assistant": "rag.chat",
     "AnswerConfig": "rag.config",
     "get_embedder": "rag.embedding",

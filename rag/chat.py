@@ -22,6 +22,7 @@ from rag import followup
 from rag.analysis import detect_language, fold, names, terms, words
 from rag.answering import NOT_IN_SOURCES, ExtractiveAnswerer, GenerativeAnswerer, say
 from rag.config import AnswerConfig
+from rag.dates import date_key
 from rag.errors import InputError, LLMError, LLMTimeoutError
 from rag.evidence import Evidence, SentenceVectors
 from rag.intent import classify, topic_of
@@ -31,7 +32,6 @@ from rag.reader.candidates import build_candidates
 from rag.reader.features import is_question
 from rag.refusal import Decision, RefusalPolicy, missing_anchors, states_unknown
 from rag.retriever import Retriever, clean_query, validate
-from rag.store import date_key
 from rag.types import Answer, Hit
 from rag.verify import CitationVerifier
 
@@ -82,7 +82,7 @@ class Assistant:
         self.retriever = retriever
         self.config = config or AnswerConfig()
         self.embedder = retriever.index.embedder
-        store = retriever.index.store
+        store = retriever.index  # its sentence vectors (rag.index.base.SentenceStore)
         # The retriever's sentence vectors: what its sentence stage read, the reader reuses.
         self.vectors = getattr(retriever, "sentences", None) or SentenceVectors(self.embedder, store, "title")
         self._reader = reader
@@ -184,7 +184,7 @@ class Assistant:
         timings: dict[str, float] = {}
         question, k, filters = validate(question, self.config.k if k is None else k, filters)
         lang = self.retriever.index.query_language(question)
-        if self.retriever.index.store.counts()[1] == 0:
+        if self.retriever.index.counts()[1] == 0:
             raise InputError("the index has no articles yet: add some with `rag index add PATH` (or the Library tab)")
         if not previous_questions(history) and followup.needs_referent(question, lang):
             # "Quand l'a-t-il annoncé ?" with nothing before it: ask, rather than quote a stranger.
@@ -300,7 +300,7 @@ class Assistant:
 
     def _one_copy(self, hits: Sequence[Hit]) -> list[Hit]:
         """``hits`` without those of an article whose story another article's hit came first for."""
-        story = self.retriever.index.store.stories_of([h.article_id for h in hits])
+        story = self.retriever.index.stories_of([h.article_id for h in hits])
         chosen: dict[str, str] = {}
         return [h for h in hits if chosen.setdefault(story[h.article_id], h.article_id) == h.article_id]
 
@@ -308,7 +308,7 @@ class Assistant:
         """``answer`` with each citation naming the other copies of its story."""
         if not answer.citations:
             return answer
-        copies = self.retriever.index.store.copies([c.article_id for c in answer.citations])
+        copies = self.retriever.index.copies([c.article_id for c in answer.citations])
         if copies:
             answer.citations = [replace(c, also_published_by=copies.get(c.article_id, ())) for c in answer.citations]
         return answer
@@ -429,7 +429,7 @@ class Assistant:
         return next((ev for ev in usable[1:3] if ev.typed and ev.score >= floor and not taken(ev)), None)
 
     def _article_texts(self, article_ids) -> list[str]:
-        store = self.retriever.index.store
+        store = self.retriever.index
         out = []
         for aid in dict.fromkeys(article_ids):
             a = store.get_article(aid)
@@ -515,7 +515,7 @@ class Assistant:
         decision = self._topic_decision(topic, top, cross)
         if decision.refuse:
             return None, decision
-        chosen = summary_sentences(self.retriever.index.store, top.hit, self.vectors, self.config.summary_sentences)
+        chosen = summary_sentences(self.retriever.index, top.hit, self.vectors, self.config.summary_sentences)
         return self.extractive.summary(top.hit.title, chosen, lang), decision
 
     def _articles(self, topic: str, lang: str, evidence: Sequence[Evidence], cross: bool):
@@ -551,7 +551,7 @@ class Assistant:
         keep = keep[: self.config.max_articles]
         confidence = max(d.confidence for _, d in keep)
         keep = [ev for ev, _ in keep]
-        copies = self.retriever.index.store.copies([ev.hit.article_id for ev in keep])
+        copies = self.retriever.index.copies([ev.hit.article_id for ev in keep])
         return self.extractive.article_list(topic, keep, lang, copies), Decision(False, confidence)
 
 

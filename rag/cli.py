@@ -229,7 +229,7 @@ def _filters(args: argparse.Namespace):
         InputError: naming the option that is wrong.
     """
     from rag.errors import InputError
-    from rag.store import Filters
+    from rag.filters import Filters
 
     if not (args.date_from or args.date_to or args.source or args.recent):
         return None

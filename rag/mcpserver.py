@@ -212,7 +212,7 @@ class NewsTools:
         """One indexed article in full: title, date, source, url, author, language and text."""
         if not isinstance(article_id, str) or not article_id.strip():
             raise InputError("article_id is empty: give an id from search, ask or list_articles")
-        store = self.backend.index.store
+        store = self.backend.index
         article = store.get_article(article_id.strip())
         if article is None:
             raise InputError(f"no article with id {article_id!r} in the index (list_articles gives the ids)")

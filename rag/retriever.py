@@ -6,16 +6,19 @@ import logging
 import re
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.analysis import detect_language, terms
 from rag.config import Config
 from rag.errors import InputError
-from rag.index import Index
+from rag.filters import Filters
 from rag.lexical import lexical_weight
-from rag.store import Filters
 from rag.types import Hit
+
+if TYPE_CHECKING:  # the index imports this module only inside a method; no import circle either way
+    from rag.index import Index
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +99,13 @@ class Retriever:
 
         #: sentence vectors (title as context) read by the sentence stage, shared with the
         #: answer stage so that it never reads or embeds the same sentences again
-        self.sentences = SentenceVectors(index.embedder, index.store, "title")
+        self.sentences = SentenceVectors(index.embedder, index, "title")
 
     @classmethod
     def load(cls, path: str | Path = "index", config: Config | None = None, **options) -> "Retriever":
         """Open the index at ``path`` for retrieval (see :meth:`Index.open`)."""
+        from rag.index import Index
+
         return cls(Index.open(path, config), **options)
 
     def warm_up(self) -> None:
@@ -128,17 +133,14 @@ class Retriever:
         """:meth:`retrieve` for arguments already checked by :func:`validate` (the assistant
         validates once at its own entry point and calls this)."""
         flt = filters if filters is None or isinstance(filters, Filters) else validate(text, k, filters)[2]
-        allowed = None
-        if flt is not None and not flt.empty:
-            allowed = self.index.store.filtered_chunk_ids(flt)
-            if not len(allowed):
-                return []
+        if flt is not None and flt.empty:
+            flt = None
         vec = self.index.embedder.embed_query(text) if query_vector is None else query_vector
-        with self.index._lock:
-            ids, cosines, rows = self._rank(text, vec, k, allowed)
+        with self.index.reading():
+            ids, cosines, rows = self._rank(text, vec, k, flt)
             missing = [c for c in ids if c not in rows]
             if missing:
-                rows.update(self.index.store.chunk_rows(missing))
+                rows.update(self.index.chunk_rows(missing))
         hits = []
         for cid in ids:
             r = rows.get(cid)
@@ -147,7 +149,8 @@ class Retriever:
             hits.append(Hit(r.article_id, r.title, r.date, r.source, r.url, cid, cosines[cid], r.text, r.start, r.end))
         return hits
 
-    def _rank(self, text: str, vec: np.ndarray, k: int, allowed) -> tuple[list[int], dict[int, float], dict]:
+    def _rank(self, text: str, vec: np.ndarray, k: int, filters: Filters | None
+              ) -> tuple[list[int], dict[int, float], dict]:
         """Chunk ids best first, the cosine of every one of them, and the store rows
         read on the way (the sentence stage reads every candidate's).
 
@@ -157,32 +160,31 @@ class Retriever:
         cosine. Standardizing within the candidates puts the three on one scale
         without tuning; the sentence side takes the share the lexical side leaves,
         so it weighs most when the question is in another language than the articles.
+        The filters are pushed down into both searches (the backend's).
         """
         index = self.index
         if self.mode == "dense" and not self.rerank:
-            ids, scores = index.vectors.search(vec, k, allowed)
+            ids, scores = index.dense_search(vec, k, filters)
             return ids, dict(zip(ids, scores)), {}
         n = max(k, self.candidates)
-        dense_ids, dense_scores = ([], []) if self.mode == "bm25" else index.vectors.search(vec, n, allowed)
+        dense_ids, dense_scores = ([], []) if self.mode == "bm25" else index.dense_search(vec, n, filters)
         cosines = dict(zip(dense_ids, dense_scores))
         pool = list(dense_ids)
         weight = 0.0
         if self.mode != "dense":
             lang = index.query_language(text)
             q_terms = terms(text, lang)
-            lexical = index.lexical
-            scores = lexical.scores(q_terms)
-            lex_ids = [int(i) for i in lexical.search(q_terms, n, allowed, scores=scores)[0]]
+            lex_ids = index.lexical_search(q_terms, n, filters)[0]
             if self.mode == "bm25":
                 weight = 1.0
             else:
                 langs = self._languages(dense_ids[:5])
                 same = not langs or max(set(langs), key=langs.count) == lang
-                weight = lexical_weight(lexical.coverage(q_terms), same, cross=self.cross_lexical_weight)
+                weight = lexical_weight(index.term_coverage(q_terms), same, cross=self.cross_lexical_weight)
             if weight > 0:
                 pool += [c for c in lex_ids if c not in cosines]
         missing = [c for c in pool if c not in cosines]
-        for cid, v in index.store.vectors_for(missing, index.vectors_dim).items():
+        for cid, v in index.chunk_vectors(missing).items():
             cosines[cid] = float(v @ vec)
         pool = [c for c in pool if c in cosines]
         if len(pool) <= 1:
@@ -191,10 +193,10 @@ class Retriever:
         if self.mode != "bm25":
             fused += _standardize(np.array([cosines[c] for c in pool]))
         if weight > 0:
-            fused += weight * _standardize(lexical.scores_of(scores, pool))
+            fused += weight * _standardize(index.bm25_scores(q_terms, pool))
         rows = {}
         if self.rerank:
-            rows = index.store.chunk_rows(pool)
+            rows = index.chunk_rows(pool)
             w = self.sentence_weight * (2.0 - min(weight, 1.0))
             fused += w * _standardize(self._best_sentences(pool, rows, vec, cosines))
         # Ties keep the first stage's order (dense, then lexical).
@@ -203,10 +205,10 @@ class Retriever:
 
     def _languages(self, chunk_ids: list[int]) -> list[str]:
         """Languages of the chunks' articles (detected from the text for stores that lack them)."""
-        known = self.index.store.languages(chunk_ids)
+        known = self.index.chunk_languages(chunk_ids)
         unknown = [c for c, lang in known.items() if not lang]
         if unknown:
-            rows = self.index.store.chunk_rows(unknown)
+            rows = self.index.chunk_rows(unknown)
             known.update({c: detect_language(r.title + " " + r.text) for c, r in rows.items()})
         return [x for x in known.values() if x]
 
@@ -221,7 +223,7 @@ class Retriever:
         best = np.array([cosines[c] for c in pool])  # a chunk without sentences keeps its own score
         present = [i for i, c in enumerate(pool) if c in rows]
         spans = [(rows[pool[i]].article_id, rows[pool[i]].start, rows[pool[i]].end) for i in present]
-        stored = self.index.store.sentence_rows_within(spans, "title")
+        stored = self.index.sentence_rows_within(spans, "title")
         todo = []
         for i, (aid, _, _), found in zip(present, spans, stored):
             if not found:

@@ -15,16 +15,15 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from rag import dedup
-from rag.dates import PARSER_VERSION, date_key, since
+from rag.dates import PARSER_VERSION, date_key
 from rag.errors import IndexCorruptError
-from rag.types import Article, Chunk, Copy
+from rag.filters import Filters  # noqa: F401  (imported from here by earlier code)
+from rag.types import Article, Chunk, ChunkRow, Copy  # noqa: F401  (ChunkRow: as for Filters)
 
 log = logging.getLogger(__name__)
 
@@ -76,83 +75,6 @@ CREATE TABLE IF NOT EXISTS sentence_vectors (
 
 #: Articles with a date text the date parser could not read (kept, without a date key).
 _UNDATED = "date_key IS NULL AND date IS NOT NULL AND trim(date) != ''"
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Restrict retrieval to a date range (inclusive, ISO dates) and/or sources.
-
-    An article whose date could not be read (no date key) is left out by any date
-    bound, and found when there is none.
-    """
-
-    date_from: str | None = None
-    date_to: str | None = None
-    sources: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("date_from", "date_to"):
-            v = getattr(self, name)
-            if v is not None:
-                try:
-                    date.fromisoformat(v)
-                except (TypeError, ValueError):
-                    raise ValueError(f"{name} must be an ISO date like 2025-08-09, got {v!r}") from None
-        if isinstance(self.sources, str):
-            object.__setattr__(self, "sources", (self.sources,))
-        if self.sources is not None:
-            if not all(isinstance(x, str) and x.strip() for x in self.sources):
-                raise ValueError(f"sources must be non-empty names, got {self.sources!r}")
-            object.__setattr__(self, "sources", tuple(self.sources) or None)
-        if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ValueError(f"the date range ends ({self.date_to}) before it starts ({self.date_from})")
-
-    @classmethod
-    def make(cls, date_from: str | None = None, date_to: str | None = None, sources=None,
-             recent: str | None = None, *, today: date | None = None) -> "Filters":
-        """Filters from user settings; ``recent`` (``7d``, ``2w``, ``3m``, ``1y``) means from
-        that long before ``today``, or from ``date_from`` when that is later.
-
-        Raises:
-            ValueError: a date that is not ISO, a bad duration, a range ending before it starts.
-        """
-        if recent:
-            start = since(recent, today).isoformat()
-            date_from = max(date_from, start) if date_from else start
-        if isinstance(sources, str):
-            sources = (sources,)
-        return cls(date_from or None, date_to or None, tuple(sources) if sources else None)
-
-    @classmethod
-    def coerce(cls, value: "Filters | dict | None") -> "Filters | None":
-        if value is None or isinstance(value, Filters):
-            return value
-        if isinstance(value, dict):
-            allowed = {"date_from", "date_to", "sources", "source", "recent"}
-            unknown = set(value) - allowed
-            if unknown:
-                raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))} (use {', '.join(sorted(allowed))})")
-            return cls.make(value.get("date_from"), value.get("date_to"), value.get("sources", value.get("source")),
-                            value.get("recent"))
-        raise TypeError(f"filters must be a Filters or a dict, got {type(value).__name__}")
-
-    @property
-    def empty(self) -> bool:
-        return not (self.date_from or self.date_to or self.sources)
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    chunk_id: int
-    article_id: str
-    position: int
-    start: int
-    end: int
-    text: str
-    title: str
-    date: str | None
-    source: str | None
-    url: str | None
 
 
 class Store:
@@ -368,6 +290,29 @@ class Store:
         docs = [r[1].split() if r[1] is not None else analyze(embedding_text(r[2], r[3]), r[4]) for r in rows]
         return ids, docs
 
+    def terms_for(self, chunk_ids: Sequence[int]) -> list[list[str]]:
+        """The analyzed terms of ``chunk_ids`` (which must be stored), in their order: what a
+        BM25 index lacking them reads, instead of every chunk's (:meth:`all_terms`)."""
+        from rag.analysis import terms as analyze
+        from rag.chunking import embedding_text
+
+        found: dict[int, list[str]] = {}
+        with self._lock:
+            for i in range(0, len(chunk_ids), 500):
+                part = [int(c) for c in chunk_ids[i : i + 500]]
+                for cid, t, title, text, lang in self._db.execute(
+                        "SELECT c.id, c.terms, a.title, substr(a.text, c.start + 1, c.end - c.start), a.lang "
+                        f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({','.join('?' * len(part))})",
+                        part):
+                    found[int(cid)] = t.split() if t is not None else analyze(embedding_text(title, text), lang)
+        return [found[int(c)] for c in chunk_ids]
+
+    @property
+    def terms_epoch(self) -> int:
+        """Changes when every chunk's terms are analyzed again (:meth:`reanalyze`), so a BM25
+        index caught up by chunk ids alone knows to rebuild instead."""
+        return int(self.get_meta("terms_epoch", 0))
+
     def vectors_for(self, chunk_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
         if not chunk_ids:
             return {}
@@ -497,7 +442,8 @@ class Store:
               sketches: "dict[str, dedup.Sketch] | None" = None) -> tuple[list[int], list[int]]:
         """Insert or replace articles with their chunks and vectors in one transaction.
 
-        Each item is ``(article, chunks, vectors)`` or ``(article, chunks, vectors, terms, lang)``
+        Each item is a :class:`rag.index.base.ArticleRecord` (a named tuple), or for older
+        callers ``(article, chunks, vectors)`` or ``(article, chunks, vectors, terms, lang)``
         with ``terms`` one list of analyzed terms per chunk, optionally followed by
         ``sentences``: ``((start, end), vector)`` pairs saved as ``title`` sentence vectors.
         Each article is filed under its story (:mod:`rag.dedup`) in the same transaction;
@@ -625,6 +571,8 @@ class Store:
                     self._db.executemany("UPDATE chunks SET terms = ? WHERE id = ?", [
                         (" ".join(analyze(embedding_text(texts[aid][0], texts[aid][1][st:en]), langs[aid])), cid)
                         for cid, aid, st, en in rows])
+                self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('terms_epoch', ?)",
+                                 (json.dumps(self.terms_epoch + 1),))
                 self._bump_generation()
         return len(ids)
 

@@ -303,3 +303,19 @@ class Answer:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One stored chunk with its article's metadata, as an index reads it back."""
+
+    chunk_id: int
+    article_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+    title: str
+    date: str | None
+    source: str | None
+    url: str | None

@@ -159,3 +159,96 @@ def test_environment_switches_the_sentence_stage(monkeypatch):
     monkeypatch.setenv("RAG_RERANK", "maybe")
     with pytest.raises(ConfigError, match="RAG_RERANK must be one of"):
         Config.from_env()
+
+
+def _no_full_read(*_):
+    raise AssertionError("terms were read back from the store")
+
+
+def test_a_batch_updates_bm25_without_reading_every_chunks_terms(hash_config, tmp_path):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(articles()[:2])
+    index.lexical_search(terms("thon", "fr"), 5)  # the BM25 index is in memory now
+    reader = rag.Index.open(hash_config.index_dir)  # another handle, as another process would hold
+    reader.lexical_search(terms("thon", "fr"), 5)
+    index.store.all_terms = _no_full_read
+    index.store.terms_for = _no_full_read  # the writer reads no terms back at all
+    reader.store.all_terms = _no_full_read
+    index.add(articles()[2:])  # its own commit: applied as written
+    index.remove("vote")
+    fresh = BM25Index.build(*rag.Index.open(hash_config.index_dir).store.all_terms())
+    for q in ("récolte de blé", "thon rouge quota", "participation premier tour"):
+        t = terms(q, "fr")
+        for ix in (index, reader):  # the reader catches up by the chunks it lacks
+            ids, scores = ix.lexical_search(t, 10)
+            want_ids, want_scores = fresh.search(t, 10)
+            assert ids == [int(i) for i in want_ids] and np.array_equal(np.float32(scores), want_scores)
+    assert [h.article_id for h in rag.Retriever(reader, mode="bm25").retrieve("récolte de blé", k=1)] == ["ble"]
+
+
+def test_bm25_rebuilds_after_reanalysis_and_ignores_first_format_files(hash_config):
+    index = rag.Index.create(hash_config.index_dir, hash_config)
+    index.add(articles())
+    first = index.lexical
+    (hash_config.index_dir / "lexical-00000099.npz").write_bytes(b"weights of the first format")
+    with index._writing():
+        index.store.reanalyze()
+        index._persist()
+    assert index.lexical is not first and index.lexical.epoch == index.store.terms_epoch == 1
+    assert not list(hash_config.index_dir.glob("lexical-*.npz"))
+    again = rag.Index.open(hash_config.index_dir)
+    assert again.lexical.epoch == 1 and again.lexical_search(terms("thon", "fr"), 1)[0]
+
+
+def _precomputed_bm25(docs, k1=1.2, b=0.75):
+    """The earlier BM25 (a weight for every (chunk, term), computed for the whole corpus at
+    once), as the reference: returns a function of the query terms giving every doc's score."""
+    from collections import Counter
+
+    vocab, rows, cols, tfs = {}, [], [], []
+    lengths = np.asarray([len(d) for d in docs], dtype=np.float32)
+    for r, d in enumerate(docs):
+        for t, tf in Counter(d).items():
+            rows.append(r)
+            cols.append(vocab.setdefault(t, len(vocab)))
+            tfs.append(tf)
+    rows, cols, tf = np.asarray(rows), np.asarray(cols), np.asarray(tfs, dtype=np.float32)
+    df = np.bincount(cols, minlength=len(vocab)).astype(np.float32)
+    idf = np.log(1.0 + (len(docs) - df + 0.5) / (df + 0.5))
+    norm = k1 * (1 - b + b * lengths[rows] / max(float(lengths.mean()), 1e-9))
+    weights = idf[cols] * tf * (k1 + 1) / (tf + norm)
+
+    def scores(terms):
+        out = np.zeros(len(docs))
+        for t in terms:
+            if t in vocab:
+                hit = cols == vocab[t]
+                out[rows[hit]] += weights[hit]
+        return out
+
+    return scores
+
+
+def test_bm25_added_in_batches_and_removed_from_scores_as_one_built_at_once():
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(400)]
+    docs = [list(rng.choice(words, size=int(rng.integers(3, 40)))) for _ in range(600)]
+    ids = np.arange(1, 601) * 2
+    bm = BM25Index.build(ids[:50], docs[:50])
+    for i in range(50, 600, 37):  # batches, as commits add them
+        bm.add(ids[i : i + 37], docs[i : i + 37])
+    gone = set(ids[::5].tolist())
+    bm.remove(sorted(gone))
+    keep = [i for i in range(600) if ids[i] not in gone]
+    reference = _precomputed_bm25([docs[i] for i in keep])
+    for _ in range(30):
+        q = list(rng.choice(words, size=3))
+        want = reference(q)
+        got = bm.scores(q)[[bm._row_of[int(ids[i])] for i in keep]]
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-6)
+        top, top_scores = bm.search(q, 10)
+        assert np.allclose(np.sort(top_scores)[::-1], np.sort(want[want > 0])[::-1][:10], rtol=1e-5)
+        assert all(int(c) not in gone for c in top)
+        assert bm.coverage(q) == sum(any(t in docs[i] for i in keep) for t in q) / len(q)
+    with pytest.raises(ValueError):
+        bm.add([5], [["w1"]])  # below ids already held

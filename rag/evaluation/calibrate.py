@@ -82,7 +82,7 @@ def verifier_threshold(index, items: Sequence[GoldItem]) -> dict:
             is_support = [any(sup in art.text[s:e] or art.text[s:e] in sup for sup in it.support) for s, e in sents]
             if any(is_support):
                 pos.append(float(max(sim for sim, ok in zip(sims, is_support) if ok)))
-            for start, end in index.store.chunk_spans(art.id):
+            for start, end in index.chunk_spans(art.id):
                 inside = [i for i, (s, e) in enumerate(sents) if s >= start and e <= end]
                 if inside and not any(is_support[i] for i in inside):
                     neg.append(float(max(sims[i] for i in inside)))

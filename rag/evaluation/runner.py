@@ -294,7 +294,7 @@ def build_or_reuse_index(dataset: Dataset, work_dir: Path, config: Config, bar: 
         report = index.add(dataset.articles, progress=progress)
     finally:
         b.close()
-    n_articles, n_chunks = index.store.counts()
+    n_articles, n_chunks = index.counts()
     info = {"path": str(path), "reused": reused and not report.added and not report.updated,
             "seconds": round(time.perf_counter() - t0, 1), "articles": n_articles, "chunks": n_chunks,
             "embedded_chunks": report.chunks_added, "embedder": config.embedder,

@@ -68,7 +68,7 @@ def collect(index, items: Sequence[GoldItem], *, dataset: str, split_of: Callabl
     from rag.retriever import Retriever
 
     retriever = Retriever(index)
-    vectors = SentenceVectors(index.embedder, index.store, "title")
+    vectors = SentenceVectors(index.embedder, index, "title")
     groups = []
     for it in items:
         qvec = index.embedder.embed_query(it.question)

@@ -269,7 +269,7 @@ class Backend:
 
     def sources(self) -> list[str]:
         """The sources of the indexed articles, most articles first (for the source filter)."""
-        return [name for name, _ in self.index.store.sources()]
+        return [name for name, _ in self.index.sources()]
 
     # -- library ---------------------------------------------------------------
     def articles(self, query: str = "") -> list[dict]:
@@ -282,7 +282,7 @@ class Backend:
         return rows
 
     def counts(self) -> tuple[int, int]:
-        return self.index.store.counts()
+        return self.index.counts()
 
     def add_text(self, title: str, text: str, date: str | None = None, source: str | None = None,
                  url: str | None = None) -> tuple[Article, AddReport]:
@@ -459,7 +459,7 @@ def make_filters(date_from: str | None, date_to: str | None, sources=None, recen
         InputError: a date that is not ``YYYY-MM-DD``, a bad duration, or a range that ends
             before it starts.
     """
-    from rag.store import Filters
+    from rag.filters import Filters
 
     date_from, date_to = _blank_to_none(date_from, "date_from"), _blank_to_none(date_to, "date_to")
     recent = _blank_to_none(recent, "recent")

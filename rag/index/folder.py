@@ -1,11 +1,11 @@
-"""An index folder: manifest, article/chunk store and FAISS vectors, kept consistent.
+"""The folder backend (the embedded default): manifest, article/chunk store and FAISS vectors, kept consistent.
 
 Layout of ``index/``::
 
     manifest.json            how it was built (format, embedder, chunking, FAISS), counts, checksum
     store.sqlite             articles, chunk offsets, vectors and BM25 terms (the source of truth)
     vectors-<gen>.faiss      the FAISS index for store generation <gen>
-    lexical-<gen>.npz        the BM25 matrix for store generation <gen>
+    bm25-<gen>.npz           the BM25 postings for store generation <gen> (lexical-<gen>.npz before)
 
 Several processes may use one folder. The store is the truth; the FAISS file is a
 cache of it. A writer takes the folder's lock for each commit (not for a whole
@@ -14,6 +14,11 @@ so what another process committed meanwhile is never overwritten. Readers never
 take the lock: they load the latest FAISS file and catch it up with the store in
 memory (the file may lag during an ingest), and every read checks the store's
 generation, so a long-running app sees another process's commits without a restart.
+
+:class:`FolderIndex` fills the roles of :mod:`rag.index.base` with :class:`rag.store.Store`
+(documents, vectors, terms, sentence vectors), :class:`rag.vectors.VectorIndex` (dense
+search) and :class:`rag.lexical.BM25Index` (lexical search); its on-disk format is
+unchanged by the backend seam.
 """
 
 from __future__ import annotations
@@ -21,22 +26,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from rag.analysis import ANALYZER
 from rag.config import Config
-from rag.errors import (IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError,
-                        IngestInterrupted)
+from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from rag.filters import Filters
 from rag.fsutil import atomic_write_json, fsync_dir, try_write_lock, write_lock
+from rag.index.base import ArticleRecord
+from rag.index.core import BuildSettings, Index, Progress, _dim_of, _make_embedder, _now
 from rag.store import DB_NAME, Store
-from rag.types import AddReport, Article, RecordProblem
+from rag.types import Article, ChunkRow, Copy
 from rag.vectors import VectorIndex, latest_vectors_file, vectors_filename
 
 log = logging.getLogger(__name__)
@@ -55,84 +59,9 @@ LOCK_WAIT_SECONDS = 30.0
 #: that a reader opening meanwhile has little to catch up on in memory.
 PERSIST_EVERY_SECONDS = 30.0
 
-#: The size of an ingest's first batch: small, so the first commit comes early.
-FIRST_BATCH = 8
 
-
-@dataclass(frozen=True)
-class IngestProgress:
-    """Where an ingest is: what :meth:`Index.add` passes its ``progress`` callback, once at
-    the start and after each commit.
-
-    Attributes:
-        done: records handled: articles committed or found unchanged, and bad records skipped.
-        total: the records expected, counted cheaply before reading (:mod:`rag.counting`);
-            None when not known. ``done`` may end a little off when records repeat an id
-            or a large JSON file's count was estimated.
-        saved: articles of this ingest now in the index (added, updated or already there).
-        chunks: chunks embedded so far.
-        seconds: since the ingest started.
-        title: the last committed article's title ("" at the start and end).
-    """
-
-    done: int
-    total: int | None
-    saved: int
-    chunks: int
-    seconds: float
-    title: str = ""
-
-    @property
-    def fraction(self) -> float | None:
-        """``done / total`` (at most 1), or None when the total is unknown."""
-        if not self.total:
-            return None
-        return min(1.0, self.done / self.total)
-
-    @property
-    def eta_seconds(self) -> float | None:
-        """Seconds left at the pace so far, or None when it cannot be told yet."""
-        if not self.total or not self.done or self.seconds <= 0:
-            return None
-        return max(0.0, (self.total - self.done) * self.seconds / self.done)
-
-
-#: Called during ingestion with an :class:`IngestProgress`.
-Progress = Callable[[IngestProgress], None]
-
-
-@dataclass(frozen=True)
-class BuildSettings:
-    """The settings an index is built with; a mismatch means results would be wrong."""
-
-    embedder: str
-    chunk_size: int
-    chunk_overlap: int
-    faiss_index: str
-    hnsw_m: int
-    #: sentence vectors pooled from the chunk's forward pass (absent from indexes built before: False)
-    pool_sentences: bool = False
-
-    @classmethod
-    def from_config(cls, c: Config) -> "BuildSettings":
-        return cls(c.embedder, c.chunk_size, c.chunk_overlap, c.faiss_index, c.hnsw_m, c.pool_sentences)
-
-    def describe(self) -> str:
-        return (f"embedder {self.embedder}, chunks of {self.chunk_size} tokens with {self.chunk_overlap} overlap, "
-                f"FAISS {self.faiss_index}" + (", sentence vectors pooled from the chunks" if self.pool_sentences else ""))
-
-    def embeds_like(self, other: "BuildSettings") -> bool:
-        """Whether the two give the same stored vectors (only the FAISS structure may differ)."""
-        return (self.embedder, self.chunk_size, self.chunk_overlap, self.pool_sentences) == (
-            other.embedder, other.chunk_size, other.chunk_overlap, other.pool_sentences)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class Index:
-    """A persisted index of news articles. Open with :meth:`open` or :meth:`create`.
+class FolderIndex(Index):
+    """An index folder. Open with :meth:`Index.open` or :meth:`Index.create`.
 
     One process commits at a time (a lock file guards each commit); any number may
     read, without the lock. Writers and readers alike start from the store's current
@@ -141,8 +70,9 @@ class Index:
 
     def __init__(self, path: Path, config: Config, store: Store, vectors: VectorIndex, manifest: dict,
                  vectors_generation: int | None = None):
+        super().__init__(config)
         self.path = path
-        self.config = config
+        #: the folder's SQLite store (this backend's own; layers above use the Index methods)
         self.store = store
         self._vectors = vectors
         # The store generation the in-memory FAISS index mirrors.
@@ -151,14 +81,12 @@ class Index:
         #: seconds a write waits for another process's commit (see LOCK_WAIT_SECONDS)
         self.lock_wait = LOCK_WAIT_SECONDS
         self._last_persist = time.monotonic()
-        #: the clock that times commits (a test may set its own)
-        self.clock: Callable[[], float] = time.monotonic
-        self._embedder = None
-        self._chunker = None
         self._lexical = None
         self._lexical_gen = -1
-        self._language_shares: tuple[int, dict[str, float]] | None = None
-        self._lock = threading.RLock()
+        # The last filters' chunk ids and the last query's BM25 scores, per store generation:
+        # the dense and the lexical search of one question share them.
+        self._allowed: tuple[int, Filters, np.ndarray] | None = None
+        self._bm25: tuple[object, tuple, np.ndarray] | None = None
 
     # -- opening ----------------------------------------------------------
     @classmethod
@@ -169,7 +97,7 @@ class Index:
         return (Path(path) / MANIFEST).is_file() and (Path(path) / DB_NAME).is_file()
 
     @classmethod
-    def create(cls, path: str | Path, config: Config | None = None) -> "Index":
+    def create(cls, path: str | Path, config: Config | None = None) -> "FolderIndex":
         """Create an empty index at ``path`` (which must not hold one already)."""
         path = Path(path)
         config = (config or Config()).with_(index_dir=path)
@@ -192,7 +120,7 @@ class Index:
         return index
 
     @classmethod
-    def open(cls, path: str | Path, config: Config | None = None, *, check_format: bool = True) -> "Index":
+    def open(cls, path: str | Path, config: Config | None = None, *, check_format: bool = True) -> "FolderIndex":
         """Open the index at ``path``.
 
         Args:
@@ -255,10 +183,6 @@ class Index:
         vectors, gen = cls._load_vectors(path, store, config, int(emb.get("dim", 0)))
         return cls(path, config, store, vectors, manifest, gen)
 
-    @classmethod
-    def open_or_create(cls, path: str | Path, config: Config | None = None) -> "Index":
-        return cls.open(path, config) if cls.exists(path) else cls.create(path, config)
-
     @staticmethod
     def _load_vectors(path: Path, store: Store, config: Config, dim: int) -> tuple[VectorIndex, int]:
         """The latest FAISS file, checked against the store and caught up with it in memory.
@@ -306,215 +230,41 @@ class Index:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Index":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- components -------------------------------------------------------
-    @property
-    def embedder(self):
-        if self._embedder is None:
-            self._embedder = _make_embedder(self.config)
-        return self._embedder
-
-    @property
-    def chunker(self):
-        if self._chunker is None:
-            from rag.chunking import Chunker
-
-            emb = self.embedder
-            size = self.config.chunk_size
-            emb.warm_up()
-            if size > emb.max_tokens:
-                raise IndexMismatchError(
-                    f"chunk size {size} is longer than the {emb.max_tokens} tokens {self.config.embedder} reads; "
-                    f"use --chunk-size {emb.max_tokens} or less"
-                )
-            self._chunker = Chunker(emb.count_tokens, size=size, overlap=self.config.chunk_overlap)
-        return self._chunker
-
-    # -- writing ----------------------------------------------------------
-    def add(self, sources: Iterable[str | Path | Article], *, progress: Progress | None = None) -> AddReport:
-        """Read articles from files, folders, web pages or :class:`Article` values and index them.
-
-        An article already indexed with the same content is skipped (so re-running
-        an interrupted ingest continues where it stopped); one whose content changed
-        replaces its old chunks. Bad files and records, and pages that cannot be
-        fetched or read, are reported in the returned :class:`AddReport` and skipped;
-        nothing of theirs is written.
-
-        Articles are committed in batches: at most ``config.commit_every``, sized so that
-        a commit comes about every ``config.commit_seconds`` (the first after
-        :data:`FIRST_BATCH` articles), and on time too when the source is slow.
-
-        Args:
-            sources: paths, ``http(s)://`` URLs (strings; fetched by :mod:`rag.fetch`,
-                after the files are read) and articles.
-            progress: called with an :class:`IngestProgress` at the start and after each
-                commit; given one, the input is first counted (cheaply) for its ``total``.
-        Raises:
-            IngestInterrupted: on KeyboardInterrupt, after saving what was committed; it
-                carries the report so far.
-        """
-        from rag.articles import read_articles
-        from rag.fetch import fetch_articles, is_url
-
-        report = AddReport()
-        t0 = time.perf_counter()
-        items = [sources] if isinstance(sources, (str, Path, Article)) else list(sources)
-        urls = [s for s in items if is_url(s)]
-        paths = [s for s in items if not isinstance(s, Article) and not is_url(s)]
-        given = [s for s in items if isinstance(s, Article)]
-        total = _expected_records(given, paths, urls) if progress else None
-
-        def stream():
-            yield from given
-            if paths:
-                yield from read_articles(paths)
-            if urls:
-                yield from fetch_articles(urls)
-
-        clock = self.clock
-        started = last_commit = clock()
-        every, budget = self.config.commit_every, self.config.commit_seconds
-        # The first batch is small, so something is saved (and the speed known) early; the
-        # next ones are sized from the speed so that a commit comes every `budget` seconds.
-        limit = min(every, FIRST_BATCH)
-        read = embedded = written = 0
-        embed_seconds = 0.0
-
-        def tell(title: str) -> None:
-            if progress:
-                progress(IngestProgress(read, total, _saved(report), embedded, clock() - started, title))
-
-        def commit(title: str) -> None:
-            nonlocal batch, embedded, written, embed_seconds, limit, last_commit
-            t = clock()
-            before = len(report.added) + len(report.updated)
-            embedded += self._commit(list(batch.values()), report)
-            batch = {}
-            last_commit = clock()
-            n = len(report.added) + len(report.updated) - before
-            if n:
-                written += n
-                embed_seconds += last_commit - t
-                limit = every if embed_seconds <= 0 else max(1, min(every, int(budget * written / embed_seconds)))
-            tell(title)
-
-        # The locks (the process's and this object's) are held only around each commit:
-        # searches from other threads and other processes' commits go on while a batch
-        # is embedded.
-        batch: dict[str, Article] = {}
-        try:
-            tell("")
-            for item in stream():
-                read += 1
-                if isinstance(item, RecordProblem):
-                    # Logged at info: the caller reports problems (the CLI prints them once).
-                    if report.add_problem(item):
-                        log.info("skipped %s", item)
-                    continue
-                report.note_date(item)
-                batch[item.id] = item
-                # On count, and on time for a slow source (pages, a slow disk).
-                if len(batch) >= limit or clock() - last_commit >= budget:
-                    commit(item.title)
-            if batch:
-                commit("")
-        except KeyboardInterrupt as exc:
-            # What was committed is saved (below), the rest is re-done next run.
-            report.seconds = time.perf_counter() - t0
-            raise IngestInterrupted(report, total) from exc
-        finally:
-            self._save_files()
-        report.seconds = time.perf_counter() - t0
-        return report
-
-    def _commit(self, articles: Sequence[Article], report: AddReport) -> int:
-        known = self.store.checksums([a.id for a in articles])
-        todo = []
-        for a in articles:
-            if known.get(a.id) == a.checksum:
-                report.unchanged.append(a.id)
-            else:
-                todo.append(a)
-        if not todo:
-            return 0
-        from rag.analysis import detect_language, terms
-        from rag.chunking import embedding_text
-        from rag.dedup import Sketch
-
-        chunk_lists = self.chunker.chunk_many(todo)
-        texts = [embedding_text(a.title, c.text) for a, cl in zip(todo, chunk_lists) for c in cl]
-        vecs, sentences = self._embed(todo, chunk_lists, texts)
-        items = []
-        i = 0
-        for a, cl, sents in zip(todo, chunk_lists, sentences):
-            lang = detect_language(a.title + "\n" + a.text[:3000])
-            items.append((a, cl, vecs[i : i + len(cl)], [terms(t, lang) for t in texts[i : i + len(cl)]], lang, sents))
-            i += len(cl)
-        sketches = {a.id: Sketch.of(a.title, a.text) for a in todo}  # for grouping copies, outside the lock
-        with self._writing():
-            removed, added = self.store.write(items, _now(), sketches=sketches)
-            self._apply(removed, np.asarray(added, dtype=np.int64), vecs)
-            self._vectors_gen = self.store.generation
-            if time.monotonic() - self._last_persist > PERSIST_EVERY_SECONDS:
-                self._persist()
-        for a in todo:
-            (report.updated if a.id in known else report.added).append(a.id)
-        report.chunks_added += len(added)
-        return len(added)
-
-    def _embed(self, articles: Sequence[Article], chunk_lists: Sequence[Sequence], texts: list[str]):
-        """The chunks' vectors and, per article, its sentences' as ``((start, end), vector)`` pairs.
-
-        Each sentence once per article (overlapping chunks share some), with the title as
-        context, embedded with the chunks so the second retrieval stage never embeds at
-        query time: apart, in the same batches as the chunks (the default), or pooled from
-        its chunk's forward pass (``pool_sentences``; a backend that cannot pool embeds it
-        apart, see :meth:`Embedder.embed_passages_with_spans`).
-        """
-        from rag.chunking import chunk_sentences, embedding_text
-
-        spans: list[list[tuple[int, int]]] = []  # per chunk: its new sentences, as offsets into its text
-        keys: list[list[tuple[int, int]]] = []  # per article: the same, as offsets into the article
-        sent_texts: list[str] = []
-        context: list[int] = []
-        k = 0
-        for a, cl in zip(articles, chunk_lists):
-            seen: dict[tuple[int, int], None] = {}
-            for c in cl:
-                head = len(texts[k]) - len(c.text)  # the title line embedding_text put first
-                k += 1
-                context.append(head)
-                new = []
-                if self.config.embed_sentences:
-                    for st, en, sent in chunk_sentences(c.text, c.start):
-                        if (st, en) not in seen:
-                            seen[(st, en)] = None
-                            new.append((st - c.start + head, en - c.start + head))
-                            sent_texts.append(embedding_text(a.title, sent))
-                spans.append(new)
-            keys.append(list(seen))
-        if not texts:
-            return np.zeros((0, self.vectors_dim), np.float32), [[] for _ in articles]
-        if self.config.pool_sentences:
-            vecs, per_chunk = self.embedder.embed_passages_with_spans(texts, spans, context=context)
-            flat = [v for rows in per_chunk for v in rows]
-        else:
-            everything = self.embedder.embed_passages(texts + sent_texts)
-            vecs, flat = everything[: len(texts)], everything[len(texts):]
-        out, j = [], 0
-        for ks in keys:
-            out.append(list(zip(ks, flat[j : j + len(ks)])))
-            j += len(ks)
-        return vecs, out
-
     @property
     def vectors_dim(self) -> int:
         return int(self._vectors.faiss_index.d)
+
+    # -- writing (IndexBackend) ---------------------------------------------
+    def write(self, records: Sequence[ArticleRecord], *, sketches: dict | None = None) -> list[int]:
+        """Store the records in one commit (see :meth:`rag.store.Store.write`); the new chunk ids."""
+        vecs = [r.vectors for r in records if len(r.chunks)]
+        vecs = np.concatenate(vecs) if vecs else np.zeros((0, self.vectors_dim), np.float32)
+        with self._writing():
+            before = self.store.generation
+            removed, added = self.store.write(records, _now(), sketches=sketches)
+            self._apply(removed, np.asarray(added, dtype=np.int64), vecs)
+            self._vectors_gen = self.store.generation
+            self._apply_lexical(before, removed, added, [t for r in records for t in r.terms])
+            if time.monotonic() - self._last_persist > PERSIST_EVERY_SECONDS:
+                self._persist()
+        return added
+
+    def flush(self) -> None:
+        self._save_files()
+
+    def _apply_lexical(self, before: int, removed: Sequence[int], added: Sequence[int],
+                       terms: Sequence[Sequence[str]]) -> None:
+        """Mirror a commit in the in-memory BM25 index when it mirrored the state before it
+        (else the next read catches it up from the store)."""
+        if self._lexical is None or self._lexical_gen != before:
+            return
+        try:
+            self._lexical.remove(removed)
+            self._lexical.add(added, [list(t) for t in terms])
+        except ValueError:  # ids out of order: start again from the store
+            self._lexical = None
+            return
+        self._lexical_gen = self.store.generation
 
     def _apply(self, removed: Sequence[int], added_ids: np.ndarray, added_vecs: np.ndarray) -> None:
         """Mirror this object's store commit in the in-memory FAISS index (under :meth:`_writing`)."""
@@ -539,11 +289,13 @@ class Index:
     def remove(self, article_id: str) -> bool:
         """Remove one article and its chunks. Returns False when there is no such article."""
         with self._writing():
+            before = self.store.generation
             ids = self.store.remove(article_id)
             if ids is None:
                 return False
             self._apply(ids, np.zeros(0, np.int64), np.zeros((0, self.vectors_dim), np.float32))
             self._vectors_gen = self.store.generation
+            self._apply_lexical(before, ids, [], [])
             self._persist()
         return True
 
@@ -561,18 +313,17 @@ class Index:
 
     @property
     def lexical(self):
-        """The BM25 index of the chunks (loaded or rebuilt for the current generation)."""
-        from rag.lexical import BM25Index, lexical_filename
+        """The BM25 index of the chunks, caught up with the store's current generation.
 
+        This object's own commits are applied to it as they are written (:meth:`write`);
+        another process's are caught up by reading the terms of the chunks it lacks. Only
+        a first open without a usable file, a re-analysis, or a catch-up larger than half
+        the index reads every chunk's terms.
+        """
         with self._lock, self.store.snapshot():
             gen = self.store.generation
             if self._lexical is None or self._lexical_gen != gen:
-                path = self.path / lexical_filename(gen)
-                if path.exists():
-                    self._lexical = BM25Index.load(path)
-                else:
-                    ids, docs = self.store.all_terms()
-                    self._lexical = BM25Index.build(ids, docs)
+                self._lexical = _synced_lexical(self._lexical, self.path, self.store)
                 self._lexical_gen = gen
             return self._lexical
 
@@ -621,6 +372,115 @@ class Index:
             "generation": self.store.generation,
         }
 
+    # -- reading (IndexBackend) -----------------------------------------------
+    @property
+    def generation(self) -> int:
+        return self.store.generation
+
+    @contextlib.contextmanager
+    def reading(self):
+        """Reads inside see one state: this process's writes wait (other processes' commits
+        are caught up by the next read after the block)."""
+        with self._lock:
+            yield
+
+    def _allowed_ids(self, filters: Filters | None) -> np.ndarray | None:
+        """The chunk ids ``filters`` keep (None: no filter), cached for the last filters."""
+        if filters is None or filters.empty:
+            return None
+        gen = self.store.generation
+        cached = self._allowed
+        if cached is None or cached[0] != gen or cached[1] != filters:
+            cached = self._allowed = (gen, filters, self.store.filtered_chunk_ids(filters))
+        return cached[2]
+
+    def dense_search(self, vector: np.ndarray, k: int, filters: Filters | None = None
+                     ) -> tuple[list[int], list[float]]:
+        allowed = self._allowed_ids(filters)
+        if allowed is not None and not len(allowed):
+            return [], []
+        return self.vectors.search(vector, k, allowed)
+
+    def _bm25_all(self, terms: Sequence[str]):
+        """The BM25 index and the score of every chunk for ``terms`` (in its order), cached
+        for the last query: the search and the fusion of one question read it twice."""
+        lexical = self.lexical
+        key = tuple(terms)
+        cached = self._bm25
+        if cached is None or cached[0] is not lexical or cached[1] != (lexical.version, key):
+            cached = self._bm25 = (lexical, (lexical.version, key), lexical.scores(key))
+        return cached[0], cached[2]
+
+    def lexical_search(self, terms: Sequence[str], k: int, filters: Filters | None = None
+                       ) -> tuple[list[int], list[float]]:
+        allowed = self._allowed_ids(filters)
+        if allowed is not None and not len(allowed):
+            return [], []
+        with self._lock:
+            lexical, all_scores = self._bm25_all(terms)
+            ids, scores = lexical.search(terms, k, allowed, scores=all_scores)
+        return [int(i) for i in ids], [float(x) for x in scores]
+
+    def bm25_scores(self, terms: Sequence[str], chunk_ids: Sequence[int]) -> np.ndarray:
+        with self._lock:
+            lexical, all_scores = self._bm25_all(terms)
+            return lexical.scores_of(all_scores, chunk_ids)
+
+    def term_coverage(self, terms: Sequence[str]) -> float:
+        return self.lexical.coverage(terms)
+
+    def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        return self.store.vectors_for(list(chunk_ids), self.vectors_dim)
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        return self.store.chunk_rows(list(chunk_ids))
+
+    def chunk_spans(self, article_id: str) -> list[tuple[int, int]]:
+        return self.store.chunk_spans(article_id)
+
+    def chunk_languages(self, chunk_ids: Sequence[int]) -> dict[int, str | None]:
+        return self.store.languages(list(chunk_ids))
+
+    def sentence_vectors(self, keys: Sequence[tuple[str, int, int]], kind: str) -> dict[tuple, np.ndarray]:
+        return self.store.sentence_vectors(keys, kind)
+
+    def save_sentence_vectors(self, items: Sequence[tuple[tuple[str, int, int], np.ndarray]], kind: str) -> None:
+        self.store.save_sentence_vectors(items, kind)
+
+    def sentence_rows_within(self, spans: Sequence[tuple[str, int, int]], kind: str
+                             ) -> list[list[tuple[int, int, np.ndarray]]]:
+        return self.store.sentence_rows_within(spans, kind)
+
+    def get_article(self, article_id: str) -> Article | None:
+        return self.store.get_article(article_id)
+
+    def article_language(self, article_id: str) -> str | None:
+        return self.store.article_language(article_id)
+
+    def articles(self) -> list[dict]:
+        return self.store.list_articles()
+
+    def iter_articles(self) -> Iterable[Article]:
+        return self.store.iter_articles()
+
+    def checksums(self, article_ids: Sequence[str]) -> dict[str, str]:
+        return self.store.checksums(list(article_ids))
+
+    def counts(self) -> tuple[int, int]:
+        return self.store.counts()
+
+    def sources(self) -> list[tuple[str, int]]:
+        return self.store.sources()
+
+    def language_counts(self) -> dict[str, int]:
+        return self.store.language_counts()
+
+    def stories_of(self, article_ids: Sequence[str]) -> dict[str, str]:
+        return self.store.stories_of(article_ids)
+
+    def copies(self, article_ids: Sequence[str]) -> dict[str, tuple[Copy, ...]]:
+        return self.store.copies(article_ids)
+
     # -- reading ----------------------------------------------------------
     def stats(self) -> dict:
         n_articles, n_chunks = self.store.counts()
@@ -640,39 +500,8 @@ class Index:
             "checksum": self.manifest.get("checksum"),
         }
 
-    def language_shares(self) -> dict[str, float]:
-        """The share of each language among the indexed articles (cached per store generation).
-
-        The prior that decides the language of very short queries (:func:`rag.analysis.detect_language`).
-        """
-        gen = self.store.generation
-        cached = self._language_shares
-        if cached is None or cached[0] != gen:
-            counts = self.store.language_counts()
-            total = sum(counts.values())
-            cached = self._language_shares = (gen, {k: n / total for k, n in counts.items()} if total else {})
-        return cached[1]
-
-    def query_language(self, text: str) -> str:
-        """The language of a question or query, the indexed articles' languages breaking ties."""
-        from rag.analysis import detect_language
-
-        return detect_language(text, prior=self.language_shares())
-
-    def get_article(self, article_id: str) -> Article | None:
-        return self.store.get_article(article_id)
-
-    def articles(self) -> list[dict]:
-        return self.store.list_articles()
-
-    def retriever(self):
-        from rag.retriever import Retriever
-
-        return Retriever(self)
-
-    # -- rebuilding -------------------------------------------------------
     @classmethod
-    def rebuild(cls, path: str | Path, config: Config, *, progress: Progress | None = None) -> "Index":
+    def rebuild(cls, path: str | Path, config: Config, *, progress: Progress | None = None) -> "FolderIndex":
         """Rebuild the index at ``path`` with ``config``'s settings.
 
         Only the FAISS structure changes: rebuilt from stored vectors. The embedder
@@ -874,41 +703,50 @@ def _save_repaired(path: Path, store: Store, vectors: VectorIndex, gen: int) -> 
         log.warning("could not save the repaired FAISS index: %s", exc)
 
 
+def _synced_lexical(lexical, path: Path, store: Store):
+    """``lexical`` (or the latest saved BM25 file) made to hold exactly the store's chunks
+    (call inside ``store.snapshot()``), reading only the terms of the chunks it lacks.
+
+    Built from every chunk's terms when there is nothing usable to start from, when the
+    terms were re-analyzed since (the store's terms epoch), or when more than half is missing.
+    """
+    from rag.lexical import BM25Index, latest_lexical_file
+
+    epoch = store.terms_epoch
+    if lexical is not None and lexical.epoch != epoch:
+        lexical = None
+    if lexical is None:
+        found = latest_lexical_file(path)
+        if found is not None:
+            try:
+                lexical = BM25Index.load(found[1])
+            except ValueError as exc:
+                log.info("%s; rebuilding it from the stored terms", exc)
+            if lexical is not None and lexical.epoch != epoch:
+                lexical = None
+    want = store.chunk_ids()
+    if lexical is not None:
+        have = lexical.live_ids()
+        if np.array_equal(want, have):
+            return lexical
+        extra = np.setdiff1d(have, want, assume_unique=True)
+        missing = np.setdiff1d(want, have, assume_unique=True)
+        rest = np.setdiff1d(have, extra, assume_unique=True)
+        if len(missing) <= len(want) // 2 and not (len(missing) and len(rest) and missing.min() <= rest.max()):
+            lexical.remove(extra)
+            lexical.add(missing, store.terms_for(missing.tolist()))
+            return lexical
+    ids, docs = store.all_terms()
+    lexical = BM25Index.build(ids, docs)
+    lexical.epoch = epoch
+    return lexical
+
+
 def _drop_old_vector_files(path: Path, keep_generation: int) -> None:
     from rag.lexical import lexical_filename
 
     keep = {vectors_filename(keep_generation), lexical_filename(keep_generation)}
-    for p in [*path.glob("vectors-*.faiss"), *path.glob("lexical-*.npz")]:
+    # lexical-*.npz: the BM25 files of the first format (precomputed weights), not read any more
+    for p in [*path.glob("vectors-*.faiss"), *path.glob("lexical-*.npz"), *path.glob("bm25-*.npz")]:
         if p.name not in keep:
             p.unlink(missing_ok=True)
-
-
-def _expected_records(given: Sequence[Article], paths: Sequence, urls: Sequence[str]) -> int | None:
-    """How many records an ingest of these will read (each distinct page is one), cheaply;
-    None when the files cannot be counted."""
-    from rag.counting import count_records
-    from rag.fetch import normalize_url
-
-    try:
-        n_files = count_records(paths)
-    except OSError as exc:
-        log.debug("could not count the input: %s", exc)
-        return None
-    return len(given) + n_files + len({normalize_url(u) for u in urls})
-
-
-def _saved(report: AddReport) -> int:
-    return len(report.added) + len(report.updated) + len(report.unchanged)
-
-
-def _make_embedder(config: Config):
-    from rag.embedding import get_embedder
-
-    return get_embedder(config.embedder, cache_dir=config.cache_dir, batch_size=config.batch_size, threads=config.threads,
-                        runtime=config.runtime)
-
-
-def _dim_of(embedder) -> int:
-    if not embedder.dim:
-        embedder.warm_up()
-    return int(embedder.dim)
