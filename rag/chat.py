@@ -27,7 +27,7 @@ from rag.errors import InputError, LLMError, LLMTimeoutError
 from rag.evidence import Evidence, SentenceVectors
 from rag.intent import classify, topic_of
 from rag.focus import question_focus
-from rag.persons import person_names, wants_person
+from rag.persons import asked_role, names_in_role, person_names, wants_person
 from rag.reader.candidates import build_candidates
 from rag.reader.features import is_question
 from rag.refusal import Decision, RefusalPolicy, missing_anchors, states_unknown
@@ -416,6 +416,10 @@ class Assistant:
         checks = []
         if wants_person(question):
             checks.append(("a person's name", lambda text: bool(person_names(text, question)), True, False))
+            role = asked_role(question)
+            if role:
+                # "Quelle maire d'Albertville a évoqué…": the person named in that role.
+                checks.append((f"the {role[0]}'s name", lambda text: names_in_role(text, question, role), False, False))
         focus = question_focus(question, detect_language(passage) if cross else None)
         if focus is not None:
             rare = focus.kind in ("age", "clock") or (focus.kind == "unit" and focus.strict)

@@ -255,3 +255,50 @@ def person_names(sentence: str, question: str = "") -> list[str]:
         elif _single_name(toks, i, sentence) and new(tok):
             found.append(tok)
     return found
+
+
+# Roles a question may ask for by name ("quel juge", "quelle maire", "which prosecutor", "who
+# is the prefect"), folded; and how French writes the English ones (folded 5-letter stems).
+# The generic nouns ("homme", "woman", "victime") describe no role and are not here.
+_ROLE_STEMS = {
+    "juge": ("juge",), "procureur": ("procu",), "procureure": ("procu",), "prefet": ("prefe",), "prefete": ("prefe",),
+    "maire": ("maire",), "ministre": ("minis",), "president": ("presi",), "presidente": ("presi",),
+    "depute": ("deput",), "deputee": ("deput",), "senateur": ("senat",), "senatrice": ("senat",),
+    "directeur": ("direc",), "directrice": ("direc",), "chirurgien": ("chiru",), "chirurgienne": ("chiru",),
+    "medecin": ("medec",), "avocat": ("avoca",), "avocate": ("avoca",), "commissaire": ("commi",),
+    "capitaine": ("capit",), "colonel": ("colon",), "secretaire": ("secre",), "conseiller": ("conse",),
+    "conseillere": ("conse",), "porte-parole": ("porte",), "entraineur": ("entra",), "selectionneur": ("selec",),
+    "ecrivain": ("ecriv",), "journaliste": ("journ",), "patron": ("patro",), "patronne": ("patro",),
+    "judge": ("juge", "judge"), "prosecutor": ("procu", "prose"), "prefect": ("prefe",), "mayor": ("maire", "mayor"),
+    "minister": ("minis",), "deputy": ("deput",), "senator": ("senat",), "director": ("direc",),
+    "surgeon": ("chiru", "surge"), "doctor": ("medec", "docte", "docto"), "lawyer": ("avoca", "lawye"),
+    "attorney": ("avoca", "attor"), "commissioner": ("commi",), "captain": ("capit",), "secretary": ("secre",),
+    "councillor": ("conse", "counc"), "spokesman": ("porte", "spoke"), "spokeswoman": ("porte", "spoke"),
+    "spokesperson": ("porte", "spoke"), "coach": ("entra", "selec", "coach"), "writer": ("ecriv", "auteu", "write"),
+    "journalist": ("journ",), "ceo": ("pdg", "direc", "ceo"), "boss": ("patro", "direc", "boss"),
+}
+
+
+def asked_role(question: str) -> tuple[str, ...]:
+    """The stems of the role ``question`` asks a person's name for ("quel juge…", "quelle
+    maire…", "which prosecutor…", "who is the prefect…"), or ``()``. The sentence that names
+    the person in that role ("Martine Berthet, maire…", "le juge Mander") answers it; another
+    person of the same article does not."""
+    q = fold(question).replace("’", "'")
+    q = re.sub(r"\b(?:l|d|qu)'", " ", q)
+    heads = [m.group(1) if m.group(1) not in _PRE_NOUN else (m.group(2) or "") for m in _WHICH_PERSON.finditer(q)]
+    m = _WHO_IS.search(q)
+    if m:
+        heads += [w for w in m.group(1).split()[:4]]
+    for h in heads:
+        stems = _ROLE_STEMS.get(h) or _ROLE_STEMS.get(_singular(h))
+        if stems:
+            return stems
+    return ()
+
+
+def names_in_role(sentence: str, question: str, stems: tuple[str, ...]) -> bool:
+    """Whether ``sentence`` names a person (:func:`person_names`) and holds the role asked."""
+    if not any(any(w.startswith(s) for s in stems) for w in re.findall(r"[\w'-]+", fold(sentence))):
+        return False
+    return bool(person_names(sentence, question))

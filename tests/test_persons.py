@@ -241,3 +241,33 @@ def test_a_name_written_after_an_elided_article_is_no_missing_anchor():
     text = "Incendie de l'usine Lubrizol : les préfectures de l'Aisne et de la Somme interdisent les récoltes"
     assert missing_anchors("Quelles récoltes sont interdites dans l'Aisne ?", [text]) == []
     assert missing_anchors("Quelles récoltes sont interdites dans l'Oise ?", [text]) == ["oise"]
+
+
+@pytest.mark.parametrize("question, stem", [
+    ("Quelle maire d'Albertville a évoqué la construction d'un refuge ?", "maire"),
+    ("Quel juge a prononcé la peine ?", "juge"),
+    ("Who is the Rouen public prosecutor in charge of the investigation?", "procu"),
+    ("Which mayor of Vorey was targeted?", "maire"),
+    ("Qui est le préfet de Savoie ?", "prefe"),
+])
+def test_questions_that_ask_for_the_person_in_a_role(question, stem):
+    from rag.persons import asked_role
+
+    assert stem in asked_role(question)
+
+
+@pytest.mark.parametrize("question", ["Comment s'appelle le chauffeur ?", "Who was the French kayaker?",
+                                      "Quel homme a été interpellé ?"])
+def test_questions_that_ask_for_no_role(question):
+    from rag.persons import asked_role
+
+    assert asked_role(question) == ()
+
+
+def test_the_person_in_the_role_asked():
+    from rag.persons import names_in_role
+
+    q = "Quelle maire d'Albertville a évoqué la construction d'un refuge ?"
+    assert names_in_role("a expliqué au Parisien Martine Berthet, maire (Les Républicains).", q, ("maire",))
+    assert not names_in_role("Eugénie Bernier, une habitante d'Albertville, a légué ses biens.", q, ("maire",))
+    assert not names_in_role("Le maire a refusé de commenter.", q, ("maire",))  # the role, no name
