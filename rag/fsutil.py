@@ -98,3 +98,13 @@ def try_write_lock(folder: Path) -> Iterator[bool]:
         yield True
     finally:
         cm.__exit__(None, None, None)
+
+
+def latest_generation(folder: Path, prefix: str, suffix: str) -> tuple[int, Path] | None:
+    """The file ``<prefix><8-digit generation><suffix>`` with the highest generation in ``folder``."""
+    best: tuple[int, Path] | None = None
+    for p in folder.glob(f"{prefix}*{suffix}"):
+        digits = p.name[len(prefix):len(p.name) - len(suffix)]
+        if len(digits) == 8 and digits.isdigit() and (best is None or int(digits) > best[0]):
+            best = (int(digits), p)
+    return best

@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import math
-import re
 import zipfile
 from collections import Counter
 from collections.abc import Sequence
@@ -22,15 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.fsutil import atomic_write
+from rag.fsutil import atomic_write, latest_generation
 
 log = logging.getLogger(__name__)
 
 
-#: The file of a generation's BM25 postings. Files of the first format (``lexical-*.npz``,
-#: BM25 weights precomputed for the whole corpus) are not read any more: they are rebuilt
-#: from the stored terms once, and removed.
-_FILE = re.compile(r"^bm25-(\d{8})\.npz$")
+#: The format of a generation's BM25 postings file (``bm25-<generation>.npz``). Files of the
+#: first format (``lexical-*.npz``, BM25 weights precomputed for the whole corpus) are not read
+#: any more: they are rebuilt from the stored terms once, and removed.
 FILE_FORMAT = 2
 
 
@@ -40,12 +38,7 @@ def lexical_filename(generation: int) -> str:
 
 def latest_lexical_file(folder: Path) -> tuple[int, Path] | None:
     """The saved BM25 file with the highest generation in ``folder``, if any."""
-    best: tuple[int, Path] | None = None
-    for p in folder.glob("bm25-*.npz"):
-        m = _FILE.match(p.name)
-        if m and (best is None or int(m.group(1)) > best[0]):
-            best = (int(m.group(1)), p)
-    return best
+    return latest_generation(folder, "bm25-", ".npz")
 
 
 class _Segment:

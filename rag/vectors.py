@@ -11,17 +11,14 @@ at every cold start. llama-index meets our retriever above this line instead
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 
 from rag.errors import IndexCorruptError
-from rag.fsutil import atomic_write
+from rag.fsutil import atomic_write, latest_generation
 
 log = logging.getLogger(__name__)
-
-_FILE = re.compile(r"^vectors-(\d{8})\.faiss$")
 
 
 def vectors_filename(generation: int) -> str:
@@ -30,12 +27,7 @@ def vectors_filename(generation: int) -> str:
 
 def latest_vectors_file(folder: Path) -> tuple[int, Path] | None:
     """The saved FAISS file with the highest generation in ``folder``, if any."""
-    best: tuple[int, Path] | None = None
-    for p in folder.glob("vectors-*.faiss"):
-        m = _FILE.match(p.name)
-        if m and (best is None or int(m.group(1)) > best[0]):
-            best = (int(m.group(1)), p)
-    return best
+    return latest_generation(folder, "vectors-", ".faiss")
 
 
 class VectorIndex:
