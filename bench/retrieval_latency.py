@@ -550,6 +550,7 @@ def child(args) -> None:
     started = _common.loadavg()
     out = steps[args.step](args)
     if args.step == "chunk":
+        corpus_file(args).parent.mkdir(parents=True, exist_ok=True)  # bench/.cache on a new checkout
         with gzip.open(corpus_file(args), "wt", encoding="utf-8") as f:
             json.dump(out, f, ensure_ascii=False)
         out = {k: v for k, v in out.items() if k != "articles"}
