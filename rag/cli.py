@@ -95,7 +95,15 @@ def cmd_index_add(args: argparse.Namespace) -> int:
     bar, progress = _progress_bar("indexing", args.quiet or args.json)
     try:
         with _quiet_bar_logging():
-            report = index.add(args.paths, progress=progress)
+            if args.ray is None:
+                report = index.add(args.paths, progress=progress)
+            else:
+                from rag.index.distributed import RayOptions, add_with_ray
+
+                options = RayOptions(address=args.ray or None, workers=args.ray_workers,
+                                     cpus_per_worker=args.ray_cpus, gpus_per_worker=args.ray_gpus,
+                                     shards=args.ray_shards)
+                report = add_with_ray(index, args.paths, options, progress=progress)
     except IngestInterrupted as exc:
         bar.close()
         print(_interrupted(exc), file=sys.stderr)
@@ -350,6 +358,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     build_opts(a)
     a.add_argument("--json", action="store_true", help="print the report as JSON")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    a.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="embed on a Ray cluster (the `distributed` extra): its address (ray://HOST:10001, HOST:6379, "
+                        "auto), or none for a local Ray; files only")
+    a.add_argument("--ray-workers", type=int, default=0, help="embedding actors (default: as many as the CPUs hold)")
+    a.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per embedding actor (default 1)")
+    a.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per embedding actor (default 0)")
+    a.add_argument("--ray-shards", type=Path,
+                   help="folder for the Parquet shards (default: a temporary one; on several nodes, shared storage)")
     a.set_defaults(func=cmd_index_add)
 
     r = idx.add_parser("remove", help="remove articles by id")
