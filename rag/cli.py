@@ -91,19 +91,27 @@ def _interrupted(exc) -> str:
 def cmd_index_add(args: argparse.Namespace) -> int:
     from rag.errors import IngestInterrupted
 
-    index = _open_index(args, create=True)
+    options = started = None
+    if args.ray is not None:
+        from rag.index import distributed
+
+        options = distributed.RayOptions(address=args.ray or None, workers=args.ray_workers,
+                                         cpus_per_worker=args.ray_cpus, gpus_per_worker=args.ray_gpus,
+                                         shards=args.ray_shards)
+        started = distributed.connect(options)  # before the index: see connect()
+    try:
+        index = _open_index(args, create=True)
+    except BaseException:
+        if started:
+            distributed.disconnect()
+        raise
     bar, progress = _progress_bar("indexing", args.quiet or args.json)
     try:
         with _quiet_bar_logging():
-            if args.ray is None:
+            if options is None:
                 report = index.add(args.paths, progress=progress)
             else:
-                from rag.index.distributed import RayOptions, add_with_ray
-
-                options = RayOptions(address=args.ray or None, workers=args.ray_workers,
-                                     cpus_per_worker=args.ray_cpus, gpus_per_worker=args.ray_gpus,
-                                     shards=args.ray_shards)
-                report = add_with_ray(index, args.paths, options, progress=progress)
+                report = distributed.add_with_ray(index, args.paths, options, progress=progress)
     except IngestInterrupted as exc:
         bar.close()
         print(_interrupted(exc), file=sys.stderr)
@@ -111,6 +119,8 @@ def cmd_index_add(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         index.close()
+        if started:
+            distributed.disconnect()
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:

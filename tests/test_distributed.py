@@ -99,34 +99,50 @@ def test_without_ray_the_flag_says_what_to_install(tmp_path, hash_config, monkey
         dist.add_with_ray(index, [f])
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not HAS_RAY, reason=NO_RAY)
-def test_ray_ingestion_stores_what_the_plain_path_stores(tmp_path, hash_config, capsys):
+HAS_MILVUS = bool(importlib.util.find_spec("pymilvus") and importlib.util.find_spec("milvus_lite"))
+
+
+@pytest.fixture(scope="module")
+def ray_up():
+    """One local two-CPU Ray for the module: a second ``ray.init`` in one process after a
+    shutdown timed out here, and so did one started after pymilvus's gRPC client ran."""
     import ray
 
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_RAY, reason=NO_RAY)
+@pytest.mark.parametrize("kind", ["folder", pytest.param("milvus-lite", marks=pytest.mark.skipif(
+    not HAS_MILVUS, reason="pymilvus and milvus-lite are not installed (pip install 'rag-news[milvus]')"))])
+def test_ray_ingestion_stores_what_the_plain_path_stores(kind, ray_up, tmp_path, hash_config, capsys):
     from rag.cli import main
 
+    suffix = ".db" if kind == "milvus-lite" else ""
     f = tmp_path / "news.jsonl"
     ids = write_articles(f, 50)
-    plain_dir = tmp_path / "plain"
+    expected = plain_then_ray(kind, f, ids, tmp_path / f"plain{suffix}", tmp_path / f"ray{suffix}",
+                              hash_config, capsys, main)
+    with Index.open(tmp_path / f"ray{suffix}") as index:
+        assert_same(expected, everything(index))
+
+
+def plain_then_ray(kind, f, ids, plain_dir, ray_dir, hash_config, capsys, main) -> dict:
+    """Index ``f`` by the plain path into ``plain_dir`` and by ``rag index add --ray`` into
+    ``ray_dir`` (Ray already up); what the plain path stored."""
     with Index.create(plain_dir, hash_config.with_(index_dir=plain_dir)) as plain:
         plain.add([f])
         expected = everything(plain)
     assert expected["articles"] == sorted(ids) and len(expected["chunks"]) > 100  # several chunks an article
-
-    ray_dir = tmp_path / "ray"
     Index.create(ray_dir, hash_config.with_(index_dir=ray_dir)).close()  # the CLI opens it with its own settings
-    ray.init(num_cpus=2, include_dashboard=False)
-    try:
-        code = main(["index", "add", str(f), "--index", str(ray_dir), "--ray", "--ray-workers", "2", "--json"])
-        report = json.loads(capsys.readouterr().out)
-        assert code == 0 and sorted(report["added"]) == sorted(ids)
-        assert report["chunks_added"] == len(expected["chunks"])
-        # Again: nothing changed, nothing is embedded (skipped by checksum before Ray is asked).
-        assert main(["index", "add", str(f), "--index", str(ray_dir), "--ray", "--json"]) == 0
-        again = json.loads(capsys.readouterr().out)
-        assert again["chunks_added"] == 0 and len(again["unchanged"]) == 50
-    finally:
-        ray.shutdown()
-    with Index.open(ray_dir) as index:
-        assert_same(expected, everything(index))
+    code = main(["index", "add", str(f), "--index", str(ray_dir), "--ray", "--ray-workers", "2", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and sorted(report["added"]) == sorted(ids)
+    assert report["chunks_added"] == len(expected["chunks"])
+    # Again: nothing changed, nothing is embedded (skipped by checksum before Ray is asked).
+    assert main(["index", "add", str(f), "--index", str(ray_dir), "--ray", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["chunks_added"] == 0 and len(again["unchanged"]) == 50
+    return expected

@@ -91,6 +91,23 @@ def _ray():
     return ray
 
 
+def connect(options: RayOptions) -> bool:
+    """Join (or start) Ray now, unless it is up already; whether this call started it.
+
+    Call it before opening a Milvus index: Ray's start-up forks its servers, and in a process
+    whose gRPC client (pymilvus) already runs, that start timed out here.
+    """
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    ray.init(address=options.address, **options.init_kwargs)
+    return True
+
+
+def disconnect() -> None:
+    _ray().shutdown()
+
+
 # -- the worker side: articles in, encoded records out -----------------------------------------
 
 class EmbedArticles:
