@@ -91,11 +91,27 @@ def _interrupted(exc) -> str:
 def cmd_index_add(args: argparse.Namespace) -> int:
     from rag.errors import IngestInterrupted
 
-    index = _open_index(args, create=True)
+    options = started = None
+    if args.ray is not None:
+        from rag.index import distributed
+
+        options = distributed.RayOptions(address=args.ray or None, workers=args.ray_workers,
+                                         cpus_per_worker=args.ray_cpus, gpus_per_worker=args.ray_gpus,
+                                         shards=args.ray_shards)
+        started = distributed.connect(options)  # before the index: see connect()
+    try:
+        index = _open_index(args, create=True)
+    except BaseException:
+        if started:
+            distributed.disconnect()
+        raise
     bar, progress = _progress_bar("indexing", args.quiet or args.json)
     try:
         with _quiet_bar_logging():
-            report = index.add(args.paths, progress=progress)
+            if options is None:
+                report = index.add(args.paths, progress=progress)
+            else:
+                report = distributed.add_with_ray(index, args.paths, options, progress=progress)
     except IngestInterrupted as exc:
         bar.close()
         print(_interrupted(exc), file=sys.stderr)
@@ -103,6 +119,8 @@ def cmd_index_add(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         index.close()
+        if started:
+            distributed.disconnect()
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -350,6 +368,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     build_opts(a)
     a.add_argument("--json", action="store_true", help="print the report as JSON")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    a.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="embed on a Ray cluster (the `distributed` extra): its address (ray://HOST:10001, HOST:6379, "
+                        "auto), or none for a local Ray; files only")
+    a.add_argument("--ray-workers", type=int, default=0, help="embedding actors (default: as many as the CPUs hold)")
+    a.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per embedding actor (default 1)")
+    a.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per embedding actor (default 0)")
+    a.add_argument("--ray-shards", type=Path,
+                   help="folder for the Parquet shards (default: a temporary one; on several nodes, shared storage)")
     a.set_defaults(func=cmd_index_add)
 
     r = idx.add_parser("remove", help="remove articles by id")

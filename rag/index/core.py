@@ -313,10 +313,26 @@ class Index:
                 todo.append(a)
         if not todo:
             return 0
+        records, sketches = self.records_for(todo)
+        added = self.write(records, sketches=sketches)
+        for a in todo:
+            (report.updated if a.id in known else report.added).append(a.id)
+        report.chunks_added += len(added)
+        return len(added)
+
+    def records_for(self, articles: Sequence[Article]) -> tuple[list[ArticleRecord], dict]:
+        """What writing ``articles`` stores, computed without touching the store: their records
+        (chunks, vectors, terms, language, sentence vectors) and their dedup sketches by id.
+
+        The whole cost of an ingest but the write; :mod:`rag.index.distributed` runs it on
+        Ray workers (on a bare ``Index(config)``, which has no backend) and writes the
+        results through one writer, so both paths store the same ids, offsets and vectors.
+        """
         from rag.analysis import detect_language, terms
         from rag.chunking import embedding_text
         from rag.dedup import Sketch
 
+        todo = list(articles)
         chunk_lists = self.chunker.chunk_many(todo)
         texts = [embedding_text(a.title, c.text) for a, cl in zip(todo, chunk_lists) for c in cl]
         vecs, sentences = self._embed(todo, chunk_lists, texts)
@@ -328,11 +344,7 @@ class Index:
                                          lang, sents))
             i += len(cl)
         sketches = {a.id: Sketch.of(a.title, a.text) for a in todo}  # for grouping copies, outside the lock
-        added = self.write(records, sketches=sketches)
-        for a in todo:
-            (report.updated if a.id in known else report.added).append(a.id)
-        report.chunks_added += len(added)
-        return len(added)
+        return records, sketches
 
     def _embed(self, articles: Sequence[Article], chunk_lists: Sequence[Sequence], texts: list[str]):
         """The chunks' vectors and, per article, its sentences' as ``((start, end), vector)`` pairs.
@@ -366,7 +378,7 @@ class Index:
                 spans.append(new)
             keys.append(list(seen))
         if not texts:
-            return np.zeros((0, self.vectors_dim), np.float32), [[] for _ in articles]
+            return np.zeros((0, _dim_of(self.embedder)), np.float32), [[] for _ in articles]
         if self.config.pool_sentences:
             vecs, per_chunk = self.embedder.embed_passages_with_spans(texts, spans, context=context)
             flat = [v for rows in per_chunk for v in rows]
