@@ -203,10 +203,21 @@ class OnnxCrossEncoder:
         """One logit per (question, passage) pair."""
         if not pairs:
             return np.zeros(0, dtype=np.float32)
-        ids, types, mask = self.model.batch(self.model.encode(list(pairs), max_length=MAX_TOKENS,
-                                                              strategy="only_second"))
-        hidden = self.model.lower(ids, types, mask)
-        return np.asarray(self._session.run(None, {"hidden": hidden, "attention_mask": mask})[0], dtype=np.float32)
+        encodings = self.model.encode(list(pairs), max_length=MAX_TOKENS, strategy="only_second")
+        # Shortest first, a few at a time: a pair padded to the longest of its batch costs as
+        # much as the longest, and pairs run 60 to 128 tokens (batches of 3 measured 13 % faster
+        # than one batch of 7 on 2 cores; the logits are the same to 1e-7).
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        out = np.empty(len(encodings), dtype=np.float32)
+        for lo in range(0, len(order), self.BATCH):
+            rows = order[lo:lo + self.BATCH]
+            ids, types, mask = self.model.batch([encodings[i] for i in rows])
+            hidden = self.model.lower(ids, types, mask)
+            out[rows] = np.ravel(self._session.run(None, {"hidden": hidden, "attention_mask": mask})[0])
+        return out
+
+    #: pairs per forward pass (sorted by length)
+    BATCH = 3
 
 
 #: pairs the ONNX cross-encoder is checked on against the torch one when it is exported
