@@ -191,13 +191,18 @@ class OnnxCrossEncoder:
     @classmethod
     def for_model(cls, model, st_dir: Path, path: Path) -> "OnnxCrossEncoder":
         """Load (exporting first if needed) the ONNX cross-encoder over the ``OnnxModel`` ``model``."""
-        import hashlib
-
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        onnx_path = model.folder / f"cross-{digest}-split{model.split}.onnx"
+        onnx_path = cls.graph_path(model, path)
         if not onnx_path.is_file():
             export_cross_onnx(Path(st_dir), path, onnx_path, model)
         return cls(model, model.session(onnx_path))
+
+    @staticmethod
+    def graph_path(model, path: Path) -> Path:
+        """Where the ONNX graph of the weights at ``path`` over ``model``'s split is kept."""
+        import hashlib
+
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return model.folder / f"cross-{digest}-split{model.split}.onnx"
 
     def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """One logit per (question, passage) pair."""
